@@ -1,0 +1,45 @@
+# Sourced by the project's scripts: makes sure the tools the tests and the
+# demo need are present on a Debian or Ubuntu machine, installing only what is
+# missing. Go modules come through go.mod; the Go toolchain named in go.mod is
+# fetched by the go command itself (GOTOOLCHAIN=auto) from the module proxy.
+
+netext_apt_updated=
+netext_apt() {
+	if [ "$(id -u)" != 0 ]; then
+		echo "setup: $* is missing; install it (as root: apt-get install $*)" >&2
+		return 1
+	fi
+	if [ -z "$netext_apt_updated" ]; then
+		apt-get update -qq
+		netext_apt_updated=1
+	fi
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# Go: the go command 1.21 or newer switches to the toolchain go.mod asks for.
+# An older distribution go (Debian 12 ships 1.19) cannot, so it is used only
+# to download that toolchain as a module and then steps aside.
+netext_go_ok() {
+	command -v go >/dev/null 2>&1 || return 1
+	local v
+	v=$(go env GOVERSION 2>/dev/null) || return 1
+	v=${v#go}
+	[ "${v%%.*}" -gt 1 ] || [ "$(echo "$v" | cut -d. -f2)" -ge 21 ]
+}
+if ! netext_go_ok && [ -x /usr/local/go/bin/go ]; then
+	export PATH=/usr/local/go/bin:$PATH
+fi
+if ! netext_go_ok; then
+	command -v go >/dev/null 2>&1 || netext_apt golang-go ca-certificates
+	if ! netext_go_ok; then
+		want=$(sed -n 's/^go \([0-9.]*\)$/\1/p' go.mod)
+		tc="golang.org/toolchain@v0.0.1-go${want}.linux-$(go env GOARCH)"
+		echo "setup: fetching Go $want ($tc)" >&2
+		(cd / && GOFLAGS=-mod=mod go mod download "$tc")
+		export PATH="$(go env GOMODCACHE)/${tc%@*}@${tc#*@}/bin:$PATH"
+	fi
+fi
+export GOTOOLCHAIN=${GOTOOLCHAIN:-auto}
+
+# iproute2: tests use `ip` to inspect namespaces (the product never does).
+command -v ip >/dev/null 2>&1 || netext_apt iproute2
