@@ -1,0 +1,464 @@
+package netsettings
+
+import (
+	"fmt"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// Validate checks that s makes sense and can be applied. It reports every
+// problem at once as a [*ValidationError], each with the JSON path of its
+// field; nil means s is valid. Validate never changes s.
+//
+// Beyond the rules stated on each field, it rejects, among others: addresses
+// or routes of the wrong family; host bits in route destinations; loopback,
+// multicast, unspecified, network and broadcast addresses on the interface;
+// repeated addresses, routes, servers and domains; a destination both
+// included and excluded; malformed domain names; DNS and proxy options that
+// do not fit the chosen protocol; and group (multicast) MAC addresses.
+func (s *Settings) Validate() error {
+	var v problems
+	if s == nil {
+		v.add("", "", "settings are nil")
+		return v.err()
+	}
+	v.remoteAddress("tunnelRemoteAddress", s.TunnelRemoteAddress)
+	v.ip("ipv4", s.IPv4, IPv4)
+	v.ip("ipv6", s.IPv6, IPv6)
+	v.dns("dns", s.DNS)
+	v.proxy("proxy", s.Proxy)
+
+	switch {
+	case s.MTU == 0: // unset
+	case s.MTU < 0 || s.MTU > MaxMTU:
+		v.add("mtu", strconv.Itoa(s.MTU), fmt.Sprintf("out of range (%d to %d)", MinMTU, MaxMTU))
+	case s.IPv6 != nil && s.MTU < MinMTU6:
+		v.add("mtu", strconv.Itoa(s.MTU), fmt.Sprintf("below %d, the minimum MTU for IPv6", MinMTU6))
+	case s.MTU < MinMTU:
+		v.add("mtu", strconv.Itoa(s.MTU), fmt.Sprintf("below %d, the minimum MTU for IPv4", MinMTU))
+	}
+	if o := s.TunnelOverheadBytes; o != nil && (*o < 0 || *o > MaxMTU) {
+		v.add("tunnelOverheadBytes", strconv.Itoa(*o), fmt.Sprintf("out of range (0 to %d)", MaxMTU))
+	}
+	if m := s.EthernetAddress; !m.IsZero() {
+		switch {
+		case m.IsBroadcast():
+			v.add("ethernetAddress", m.String(), "the broadcast address cannot be an interface address")
+		case m.IsMulticast():
+			v.add("ethernetAddress", m.String(), "a multicast (group) address cannot be an interface address; clear the low bit of the first octet")
+		}
+	}
+	return v.err()
+}
+
+func (v *problems) remoteAddress(path, s string) {
+	if s == "" {
+		v.add(path, "", "required (an IP address or host name)")
+		return
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		switch {
+		case a.IsUnspecified():
+			v.add(path, s, "the unspecified address is not a remote address")
+		case a.IsMulticast():
+			v.add(path, s, "a multicast address is not a remote address")
+		}
+		return
+	}
+	if msg := hostNameProblem(s); msg != "" {
+		v.add(path, s, "neither an IP address nor a valid host name: "+msg)
+	}
+}
+
+func (v *problems) ip(path string, ip *IPSettings, f Family) {
+	if ip == nil {
+		return
+	}
+	apath := field(path, "addresses")
+	if len(ip.Addresses) == 0 {
+		v.add(apath, "", "at least one address is required (leave "+path+" out to leave "+f.name()+" unconfigured)")
+	}
+	seen := make(map[netip.Addr]int)
+	for i, p := range ip.Addresses {
+		ipath := index(apath, i)
+		if !p.IsValid() {
+			v.add(ipath, "", "invalid prefix")
+			continue
+		}
+		a := p.Addr()
+		val := p.String()
+		switch {
+		case !v.family(ipath, val, a, f):
+		case p.Bits() == 0:
+			v.add(ipath, val, "prefix length 0 makes every address on-link; use the address's own prefix length, or /"+strconv.Itoa(a.BitLen())+" with routes")
+		case a.IsUnspecified():
+			v.add(ipath, val, "the unspecified address cannot be an interface address")
+		case a.IsLoopback():
+			v.add(ipath, val, "a loopback address cannot be an interface address")
+		case a.IsMulticast():
+			v.add(ipath, val, "a multicast address cannot be an interface address")
+		case f == IPv4 && p.Bits() <= 30 && a == p.Masked().Addr():
+			v.add(ipath, val, "this is the network address of its prefix; use a host address such as "+p.Masked().Addr().Next().String())
+		case f == IPv4 && p.Bits() <= 30 && a == lastAddr(p):
+			v.add(ipath, val, "this is the broadcast address of its prefix")
+		}
+		if j, dup := seen[a]; dup {
+			v.add(ipath, val, "same address as "+index(apath, j))
+		} else {
+			seen[a] = i
+		}
+	}
+
+	included := v.routes(field(path, "includedRoutes"), ip.IncludedRoutes, f, true)
+	excluded := v.routes(field(path, "excludedRoutes"), ip.ExcludedRoutes, f, false)
+	for dst, i := range excluded {
+		if j, ok := included[dst]; ok {
+			v.add(index(field(path, "excludedRoutes"), i), dst.String(), "also in "+index(field(path, "includedRoutes"), j)+"; a destination is either included or excluded")
+		}
+	}
+
+	if r := ip.Router; r.IsValid() {
+		rpath := field(path, "router")
+		if v.gateway(rpath, r, f) {
+			onLink := false
+			for _, p := range ip.Addresses {
+				onLink = onLink || p.IsValid() && p.Contains(r)
+			}
+			if !onLink && len(ip.Addresses) > 0 {
+				v.add(rpath, r.String(), "not within any of "+apath+"; the router must be on-link")
+			}
+		}
+	}
+}
+
+// routes checks a route list and returns the index of each destination.
+func (v *problems) routes(path string, routes []Route, f Family, included bool) map[netip.Prefix]int {
+	seen := make(map[netip.Prefix]int, len(routes))
+	for i, r := range routes {
+		rpath := index(path, i)
+		dpath := field(rpath, "destination")
+		d := r.Destination
+		if !d.IsValid() {
+			v.add(dpath, "", "required")
+		} else if v.family(dpath, d.String(), d.Addr(), f) {
+			if d != d.Masked() {
+				v.add(dpath, d.String(), "host bits are set; did you mean "+d.Masked().String()+"?")
+			}
+			if j, dup := seen[d.Masked()]; dup {
+				v.add(dpath, d.String(), "same destination as "+index(path, j))
+			} else {
+				seen[d.Masked()] = i
+			}
+		}
+		if r.Gateway.IsValid() {
+			gpath := field(rpath, "gateway")
+			if !included {
+				v.add(gpath, r.Gateway.String(), "excluded routes take no gateway; they use the primary physical interface's")
+			} else {
+				v.gateway(gpath, r.Gateway, f)
+			}
+		}
+	}
+	return seen
+}
+
+// gateway checks a next-hop address and reports whether it is usable.
+func (v *problems) gateway(path string, a netip.Addr, f Family) bool {
+	val := a.String()
+	switch {
+	case !v.family(path, val, a, f):
+	case a.Zone() != "":
+		v.add(path, val, "zones are not allowed; the tunnel interface is implied")
+	case a.IsUnspecified(), a.IsLoopback(), a.IsMulticast():
+		v.add(path, val, "not a unicast address, so not a next hop")
+	default:
+		return true
+	}
+	return false
+}
+
+// family reports whether a is of family f, reporting a problem if not.
+func (v *problems) family(path, val string, a netip.Addr, f Family) bool {
+	switch {
+	case f == IPv4 && !a.Is4():
+		v.add(path, val, "not an IPv4 address; IPv6 goes in ipv6")
+	case f == IPv6 && !a.Is6():
+		v.add(path, val, "not an IPv6 address; IPv4 goes in ipv4")
+	case f == IPv6 && a.Is4In6():
+		v.add(path, val, "IPv4-mapped IPv6 addresses are not allowed; put the IPv4 address in ipv4")
+	default:
+		return true
+	}
+	return false
+}
+
+func (f Family) name() string {
+	if f == IPv4 {
+		return "IPv4"
+	}
+	return "IPv6"
+}
+
+// lastAddr returns the last address of p (the IPv4 broadcast address).
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().As4()
+	host := uint32(1)<<(32-p.Bits()) - 1
+	u := (uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])) | host
+	return netip.AddrFrom4([4]byte{byte(u >> 24), byte(u >> 16), byte(u >> 8), byte(u)})
+}
+
+func (v *problems) dns(path string, d *DNS) {
+	if d == nil {
+		return
+	}
+	spath := field(path, "servers")
+	if len(d.Servers) == 0 && d.Protocol != DNSOverHTTPS {
+		v.add(spath, "", "at least one server is required")
+	}
+	seen := make(map[netip.AddrPort]int)
+	for i, s := range d.Servers {
+		p := index(spath, i)
+		a := s.Addr()
+		val := formatServer(s)
+		switch {
+		case !a.IsValid():
+			v.add(p, "", "invalid address")
+			continue
+		case a.IsUnspecified():
+			v.add(p, val, "the unspecified address is not a server")
+		case a.IsMulticast():
+			v.add(p, val, "a multicast address is not a server")
+		case a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+			v.add(p, val, "the broadcast address is not a server")
+		case a.Zone() != "":
+			v.add(p, val, "zones are not allowed; servers are reached through the tunnel interface")
+		case a.Is4In6():
+			v.add(p, val, "IPv4-mapped IPv6 addresses are not allowed; write the IPv4 address")
+		}
+		if j, dup := seen[s]; dup {
+			v.add(p, val, "same server as "+index(spath, j))
+		} else {
+			seen[s] = i
+		}
+	}
+	v.domains(field(path, "searchDomains"), d.SearchDomains, false)
+	if d.DomainName != "" {
+		if msg := domainProblem(d.DomainName); msg != "" {
+			v.add(field(path, "domainName"), d.DomainName, msg)
+		}
+	}
+	v.domains(field(path, "matchDomains"), d.MatchDomains, true)
+
+	protoPath := field(path, "protocol")
+	nameSet, urlSet := d.ServerName != "", d.ServerURL != ""
+	switch d.Protocol {
+	case DNSCleartext:
+		if nameSet {
+			v.add(field(path, "serverName"), d.ServerName, `only used with protocol "tls"`)
+		}
+		if urlSet {
+			v.add(field(path, "serverURL"), d.ServerURL, `only used with protocol "https"`)
+		}
+	case DNSOverTLS:
+		if nameSet {
+			if msg := hostNameProblem(d.ServerName); msg != "" {
+				v.add(field(path, "serverName"), d.ServerName, msg)
+			}
+		}
+		if urlSet {
+			v.add(field(path, "serverURL"), d.ServerURL, `only used with protocol "https"`)
+		}
+	case DNSOverHTTPS:
+		if nameSet {
+			v.add(field(path, "serverName"), d.ServerName, `only used with protocol "tls"; with "https" the name comes from serverURL`)
+		}
+		upath := field(path, "serverURL")
+		if !urlSet {
+			v.add(upath, "", `required with protocol "https"`)
+		} else if msg := urlProblem(d.ServerURL, "https"); msg != "" {
+			v.add(upath, d.ServerURL, msg)
+		}
+	default:
+		v.add(protoPath, d.Protocol.String(), "unknown protocol (want cleartext, tls or https)")
+	}
+}
+
+// domains checks a list of domain names; emptyOK allows "" (the root, that is
+// every name).
+func (v *problems) domains(path string, list []string, emptyOK bool) {
+	seen := make(map[string]int)
+	for i, name := range list {
+		p := index(path, i)
+		key := strings.ToLower(strings.TrimSuffix(name, "."))
+		switch {
+		case name == "" && emptyOK:
+		case name == "":
+			v.add(p, "", "empty domain")
+			continue
+		default:
+			if msg := domainProblem(name); msg != "" {
+				v.add(p, name, msg)
+				continue
+			}
+		}
+		if j, dup := seen[key]; dup {
+			v.add(p, name, "same domain as "+index(path, j))
+		} else {
+			seen[key] = i
+		}
+	}
+}
+
+// domainProblem returns what is wrong with the domain name s, or "".
+// Labels are letters, digits, hyphens and underscores (as in service names);
+// a final dot is allowed.
+func domainProblem(s string) string {
+	name := strings.TrimSuffix(s, ".")
+	switch {
+	case name == "":
+		return "empty domain"
+	case len(name) > 253:
+		return "longer than 253 characters"
+	}
+	for label := range strings.SplitSeq(name, ".") {
+		if msg := labelProblem(label); msg != "" {
+			return msg
+		}
+	}
+	return ""
+}
+
+func labelProblem(label string) string {
+	switch {
+	case label == "":
+		return "empty label (two dots in a row, or a leading dot)"
+	case len(label) > 63:
+		return "label " + strconv.Quote(label) + " is longer than 63 characters"
+	case label[0] == '-' || label[len(label)-1] == '-':
+		return "label " + strconv.Quote(label) + " starts or ends with a hyphen"
+	}
+	for _, c := range label {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_':
+		case c >= 0x80:
+			return "non-ASCII characters (write internationalized names in their xn-- form)"
+		default:
+			return "invalid character " + strconv.QuoteRune(c)
+		}
+	}
+	return ""
+}
+
+// hostNameProblem is domainProblem without underscores, which host names
+// cannot contain.
+func hostNameProblem(s string) string {
+	if msg := domainProblem(s); msg != "" {
+		return msg
+	}
+	if strings.Contains(s, "_") {
+		return "invalid character '_' in a host name"
+	}
+	return ""
+}
+
+// urlProblem returns what is wrong with u as an absolute URL with one of the
+// given schemes, or "".
+func urlProblem(s string, schemes ...string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "not a URL: " + strings.TrimPrefix(err.Error(), "parse "+strconv.Quote(s)+": ")
+	}
+	ok := false
+	for _, sc := range schemes {
+		ok = ok || u.Scheme == sc
+	}
+	switch {
+	case !ok:
+		return "want a " + strings.Join(schemes, " or ") + " URL"
+	case u.Host == "" || u.Hostname() == "":
+		return "the URL has no host"
+	case u.User != nil:
+		return "credentials in the URL are not allowed"
+	case u.Fragment != "":
+		return "the URL has a fragment"
+	}
+	if _, err := netip.ParseAddr(u.Hostname()); err != nil {
+		if msg := hostNameProblem(u.Hostname()); msg != "" {
+			return "bad host: " + msg
+		}
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return "port out of range"
+		}
+	}
+	return ""
+}
+
+func (v *problems) proxy(path string, p *Proxy) {
+	if p == nil {
+		return
+	}
+	urlPath := field(path, "proxyAutoConfigurationURL")
+	scriptPath := field(path, "proxyAutoConfigurationJavaScript")
+	hasURL, hasScript := p.ProxyAutoConfigurationURL != "", p.ProxyAutoConfigurationJavaScript != ""
+	if hasURL {
+		if msg := urlProblem(p.ProxyAutoConfigurationURL, "http", "https"); msg != "" {
+			v.add(urlPath, p.ProxyAutoConfigurationURL, msg)
+		}
+	}
+	if hasScript && strings.TrimSpace(p.ProxyAutoConfigurationJavaScript) == "" {
+		v.add(scriptPath, "", "the script is blank")
+	}
+	switch {
+	case hasURL && hasScript:
+		v.add(scriptPath, "", "set together with proxyAutoConfigurationURL; give one of them")
+	case p.AutoProxyConfigurationEnabled && !hasURL && !hasScript:
+		v.add(field(path, "autoProxyConfigurationEnabled"), "", "needs proxyAutoConfigurationURL or proxyAutoConfigurationJavaScript")
+	}
+	v.proxyServer(field(path, "httpServer"), p.HTTPServer)
+	v.proxyServer(field(path, "httpsServer"), p.HTTPSServer)
+
+	epath := field(path, "exceptionList")
+	seen := make(map[string]int)
+	for i, e := range p.ExceptionList {
+		ep := index(epath, i)
+		key := strings.ToLower(e)
+		switch {
+		case strings.TrimSpace(e) == "":
+			v.add(ep, e, "empty pattern")
+		case strings.ContainsAny(e, " \t\r\n,;"):
+			v.add(ep, e, "one host, domain or pattern per entry (no spaces, commas or semicolons)")
+		default:
+			if j, dup := seen[key]; dup {
+				v.add(ep, e, "same pattern as "+index(epath, j))
+			}
+			seen[key] = i
+		}
+	}
+	v.domains(field(path, "matchDomains"), p.MatchDomains, false)
+}
+
+func (v *problems) proxyServer(path string, s *ProxyServer) {
+	if s == nil {
+		return
+	}
+	apath := field(path, "address")
+	if s.Address == "" {
+		v.add(apath, "", "required (an IP address or host name)")
+	} else if a, err := netip.ParseAddr(s.Address); err == nil {
+		if a.IsUnspecified() || a.IsMulticast() {
+			v.add(apath, s.Address, "not a unicast address")
+		}
+	} else if msg := hostNameProblem(s.Address); msg != "" {
+		v.add(apath, s.Address, "neither an IP address nor a valid host name: "+msg)
+	}
+	if s.Port < 1 || s.Port > 65535 {
+		v.add(field(path, "port"), strconv.Itoa(s.Port), "out of range (1 to 65535)")
+	}
+	if s.AuthenticationRequired && s.Username == "" {
+		v.add(field(path, "username"), "", "required when authenticationRequired is true")
+	}
+}
