@@ -48,9 +48,13 @@ func syntaxMessage(data []byte) string {
 		}
 		return "invalid JSON: " + err.Error()
 	}
-	before := data[:min(int(serr.Offset), len(data))]
+	if serr.Offset >= int64(len(data)) {
+		return "invalid JSON: " + serr.Error() // the end: no position to give
+	}
+	// Offset counts the offending byte.
+	before := data[:serr.Offset]
 	line := bytes.Count(before, []byte("\n")) + 1
-	col := len(before) - bytes.LastIndexByte(before, '\n')
+	col := len(before) - bytes.LastIndexByte(before, '\n') - 1
 	return fmt.Sprintf("invalid JSON at line %d, column %d: %v", line, col, serr)
 }
 
@@ -224,7 +228,11 @@ func (d *decoder) routes(path string, v json.RawMessage) []Route {
 					case err == nil:
 						r.Destination = pfx
 					case !strings.Contains(s, "/"):
-						d.add(p, s, "missing prefix length (write a host route as "+s+"/32 or "+s+"/128)")
+						host := "/32"
+						if strings.Contains(s, ":") {
+							host = "/128"
+						}
+						d.add(p, s, "missing prefix length (write a host route as "+s+host+")")
 					default:
 						d.add(p, s, netipMessage(err))
 					}

@@ -57,7 +57,7 @@ type IPSettings struct {
 	// its prefix length: 10.8.0.2/24 assigns 10.8.0.2 and makes 10.8.0.0/24
 	// reachable through the tunnel. The first address is the primary one.
 	// At least one is required.
-	Addresses []netip.Prefix `json:"addresses"`
+	Addresses []netip.Prefix `json:"addresses,omitempty"`
 
 	// IncludedRoutes are the destinations routed through the tunnel. The
 	// default route (0.0.0.0/0 or ::/0, see [DefaultRoute]) sends all

@@ -1,0 +1,343 @@
+package netsettings
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// minimal returns small valid settings for the validation table to break.
+func minimal() *Settings {
+	return &Settings{
+		TunnelRemoteAddress: "vpn.example.com",
+		IPv4: &IPSettings{
+			Addresses:      pfxs("10.8.0.2/24"),
+			IncludedRoutes: []Route{DefaultRoute4()},
+		},
+		DNS: &DNS{Servers: []netip.AddrPort{server("10.8.0.1")}},
+	}
+}
+
+func withIPv6(s *Settings) *Settings {
+	s.IPv6 = &IPSettings{Addresses: pfxs("fd00:8::2/64"), IncludedRoutes: []Route{DefaultRoute6()}}
+	return s
+}
+
+func withProxy(s *Settings) *Settings {
+	s.Proxy = &Proxy{HTTPServer: &ProxyServer{Address: "proxy.example.com", Port: 3128}}
+	return s
+}
+
+func TestValidateValid(t *testing.T) {
+	tests := []struct {
+		name string
+		s    *Settings
+	}{
+		{"minimal", minimal()},
+		{"full", fullSettings()},
+		{"no families", &Settings{TunnelRemoteAddress: "127.0.0.1"}},
+		{"remote IPv6 with zone", &Settings{TunnelRemoteAddress: "fe80::1%eth0"}},
+		{"remote trailing dot", &Settings{TunnelRemoteAddress: "vpn.example.com."}},
+		{"point-to-point /31 and /32", &Settings{TunnelRemoteAddress: "192.0.2.1", IPv4: &IPSettings{Addresses: pfxs("10.8.0.0/31", "10.9.0.0/32")}}},
+		{"split default route", &Settings{TunnelRemoteAddress: "192.0.2.1", IPv4: &IPSettings{
+			Addresses: pfxs("10.8.0.2/32"), IncludedRoutes: []Route{route("0.0.0.0/1"), route("128.0.0.0/1")}}}},
+		{"IPv6 link-local gateway", &Settings{TunnelRemoteAddress: "192.0.2.1", IPv6: &IPSettings{
+			Addresses: pfxs("fd00::2/64"), IncludedRoutes: []Route{via("2001:db8::/32", "fe80::1")}}}},
+		{"default match domain", func() *Settings {
+			s := minimal()
+			s.DNS.MatchDomains = []string{"", "corp.example.com"}
+			return s
+		}()},
+		{"empty match domains", func() *Settings {
+			s := minimal()
+			s.DNS.MatchDomains = []string{}
+			return s
+		}()},
+		{"DoT without server name", func() *Settings {
+			s := minimal()
+			s.DNS.Protocol = DNSOverTLS
+			return s
+		}()},
+		{"DoH without servers", func() *Settings {
+			s := minimal()
+			s.DNS = &DNS{Protocol: DNSOverHTTPS, ServerURL: "https://dns.example.net:8443/dns-query"}
+			return s
+		}()},
+		{"service-style search domain", func() *Settings {
+			s := minimal()
+			s.DNS.SearchDomains = []string{"_msdcs.corp.example.com"}
+			return s
+		}()},
+		{"overhead without MTU", func() *Settings {
+			s := minimal()
+			s.TunnelOverheadBytes = new(0)
+			return s
+		}()},
+		{"PAC script", &Settings{TunnelRemoteAddress: "a.example", Proxy: &Proxy{
+			AutoProxyConfigurationEnabled: true, ProxyAutoConfigurationJavaScript: "function FindProxyForURL(u, h) { return \"DIRECT\"; }"}}},
+		{"MTU 576 without IPv6", func() *Settings {
+			s := minimal()
+			s.MTU = 576
+			return s
+		}()},
+		{"MTU 1280 with IPv6", func() *Settings {
+			s := withIPv6(minimal())
+			s.MTU = 1280
+			return s
+		}()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.s.Validate(); err != nil {
+				t.Errorf("Validate:\n%v", err)
+			}
+		})
+	}
+}
+
+func TestValidateErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		base func(*Settings) *Settings // applied to minimal() when set
+		mut  func(s *Settings)
+		want []Problem
+	}{
+		{"remote missing", nil, func(s *Settings) { s.TunnelRemoteAddress = "" },
+			[]Problem{{"tunnelRemoteAddress", "", "required (an IP address or host name)"}}},
+		{"remote empty label", nil, func(s *Settings) { s.TunnelRemoteAddress = "vpn..example.com" },
+			[]Problem{{"tunnelRemoteAddress", "vpn..example.com", "neither an IP address nor a valid host name: empty label (two dots in a row, or a leading dot)"}}},
+		{"remote with space", nil, func(s *Settings) { s.TunnelRemoteAddress = "vpn example" },
+			[]Problem{{"tunnelRemoteAddress", "vpn example", "neither an IP address nor a valid host name: invalid character ' '"}}},
+		{"remote URL", nil, func(s *Settings) { s.TunnelRemoteAddress = "https://vpn.example.com" },
+			[]Problem{{"tunnelRemoteAddress", "https://vpn.example.com", "neither an IP address nor a valid host name: invalid character ':'"}}},
+		{"remote unspecified", nil, func(s *Settings) { s.TunnelRemoteAddress = "0.0.0.0" },
+			[]Problem{{"tunnelRemoteAddress", "0.0.0.0", "the unspecified address is not a remote address"}}},
+		{"remote multicast", nil, func(s *Settings) { s.TunnelRemoteAddress = "ff02::1" },
+			[]Problem{{"tunnelRemoteAddress", "ff02::1", "a multicast address is not a remote address"}}},
+		{"no addresses", withIPv6, func(s *Settings) { s.IPv6.Addresses = nil },
+			[]Problem{{"ipv6.addresses", "", "at least one address is required (leave ipv6 out to leave IPv6 unconfigured)"}}},
+		{"IPv6 address in ipv4", nil, func(s *Settings) { s.IPv4.Addresses = pfxs("fd00::2/64") },
+			[]Problem{{"ipv4.addresses[0]", "fd00::2/64", "not an IPv4 address; IPv6 goes in ipv6"}}},
+		{"IPv4 address in ipv6", withIPv6, func(s *Settings) { s.IPv6.Addresses = pfxs("10.9.0.2/24") },
+			[]Problem{{"ipv6.addresses[0]", "10.9.0.2/24", "not an IPv6 address; IPv4 goes in ipv4"}}},
+		{"IPv4-mapped address", withIPv6, func(s *Settings) { s.IPv6.Addresses = pfxs("::ffff:10.9.0.2/120") },
+			[]Problem{{"ipv6.addresses[0]", "::ffff:10.9.0.2/120", "IPv4-mapped IPv6 addresses are not allowed; put the IPv4 address in ipv4"}}},
+		{"invalid prefix", nil, func(s *Settings) { s.IPv4.Addresses = []netip.Prefix{{}} },
+			[]Problem{{"ipv4.addresses[0]", "", "invalid prefix"}}},
+		{"prefix length zero", nil, func(s *Settings) { s.IPv4.Addresses = pfxs("10.8.0.2/0") },
+			[]Problem{{"ipv4.addresses[0]", "10.8.0.2/0", "prefix length 0 makes every address on-link; use the address's own prefix length, or /32 with routes"}}},
+		{"loopback address", nil, func(s *Settings) { s.IPv4.Addresses = pfxs("127.0.0.2/8") },
+			[]Problem{{"ipv4.addresses[0]", "127.0.0.2/8", "a loopback address cannot be an interface address"}}},
+		{"IPv6 loopback address", withIPv6, func(s *Settings) { s.IPv6.Addresses = pfxs("::1/128") },
+			[]Problem{{"ipv6.addresses[0]", "::1/128", "a loopback address cannot be an interface address"}}},
+		{"multicast address", nil, func(s *Settings) { s.IPv4.Addresses = pfxs("224.0.0.5/24") },
+			[]Problem{{"ipv4.addresses[0]", "224.0.0.5/24", "a multicast address cannot be an interface address"}}},
+		{"unspecified address", nil, func(s *Settings) { s.IPv4.Addresses = pfxs("0.0.0.0/32") },
+			[]Problem{{"ipv4.addresses[0]", "0.0.0.0/32", "the unspecified address cannot be an interface address"}}},
+		{"network address", nil, func(s *Settings) { s.IPv4.Addresses = pfxs("10.8.0.0/24") },
+			[]Problem{{"ipv4.addresses[0]", "10.8.0.0/24", "this is the network address of its prefix; use a host address such as 10.8.0.1"}}},
+		{"broadcast address", nil, func(s *Settings) { s.IPv4.Addresses = pfxs("10.8.0.255/24") },
+			[]Problem{{"ipv4.addresses[0]", "10.8.0.255/24", "this is the broadcast address of its prefix"}}},
+		{"duplicate address", nil, func(s *Settings) { s.IPv4.Addresses = pfxs("10.8.0.2/24", "10.9.0.2/32", "10.8.0.2/32") },
+			[]Problem{{"ipv4.addresses[2]", "10.8.0.2/32", "same address as ipv4.addresses[0]"}}},
+		{"host bits in route", nil, func(s *Settings) { s.IPv4.IncludedRoutes = []Route{route("10.1.2.3/8")} },
+			[]Problem{{"ipv4.includedRoutes[0].destination", "10.1.2.3/8", "host bits are set; did you mean 10.0.0.0/8?"}}},
+		{"route of wrong family", nil, func(s *Settings) { s.IPv4.ExcludedRoutes = []Route{route("fd00::/8")} },
+			[]Problem{{"ipv4.excludedRoutes[0].destination", "fd00::/8", "not an IPv4 address; IPv6 goes in ipv6"}}},
+		{"route without destination", nil, func(s *Settings) { s.IPv4.IncludedRoutes = []Route{{}} },
+			[]Problem{{"ipv4.includedRoutes[0].destination", "", "required"}}},
+		{"duplicate route", nil, func(s *Settings) {
+			s.IPv4.IncludedRoutes = []Route{route("10.0.0.0/8"), DefaultRoute4(), via("10.0.0.0/8", "10.8.0.1")}
+		}, []Problem{{"ipv4.includedRoutes[2].destination", "10.0.0.0/8", "same destination as ipv4.includedRoutes[0]"}}},
+		{"included and excluded", withIPv6, func(s *Settings) { s.IPv6.ExcludedRoutes = []Route{route("fd00:1::/48"), DefaultRoute6()} },
+			[]Problem{{"ipv6.excludedRoutes[1]", "::/0", "also in ipv6.includedRoutes[0]; a destination is either included or excluded"}}},
+		{"gateway of wrong family", nil, func(s *Settings) { s.IPv4.IncludedRoutes = []Route{via("10.0.0.0/8", "fd00::1")} },
+			[]Problem{{"ipv4.includedRoutes[0].gateway", "fd00::1", "not an IPv4 address; IPv6 goes in ipv6"}}},
+		{"multicast gateway", nil, func(s *Settings) { s.IPv4.IncludedRoutes = []Route{via("10.0.0.0/8", "224.0.0.1")} },
+			[]Problem{{"ipv4.includedRoutes[0].gateway", "224.0.0.1", "not a unicast address, so not a next hop"}}},
+		{"gateway with zone", withIPv6, func(s *Settings) { s.IPv6.IncludedRoutes = []Route{via("2001:db8::/32", "fe80::1%eth0")} },
+			[]Problem{{"ipv6.includedRoutes[0].gateway", "fe80::1%eth0", "zones are not allowed; the tunnel interface is implied"}}},
+		{"gateway on excluded route", nil, func(s *Settings) { s.IPv4.ExcludedRoutes = []Route{via("192.168.0.0/16", "192.168.0.1")} },
+			[]Problem{{"ipv4.excludedRoutes[0].gateway", "192.168.0.1", "excluded routes take no gateway; they use the primary physical interface's"}}},
+		{"router off-link", nil, func(s *Settings) { s.IPv4.Router = addr("10.9.0.1") },
+			[]Problem{{"ipv4.router", "10.9.0.1", "not within any of ipv4.addresses; the router must be on-link"}}},
+		{"router of wrong family", nil, func(s *Settings) { s.IPv4.Router = addr("fd00::1") },
+			[]Problem{{"ipv4.router", "fd00::1", "not an IPv4 address; IPv6 goes in ipv6"}}},
+		{"MTU below IPv4 minimum", nil, func(s *Settings) { s.MTU = 575 },
+			[]Problem{{"mtu", "575", "below 576, the minimum MTU for IPv4"}}},
+		{"MTU below IPv6 minimum", withIPv6, func(s *Settings) { s.MTU = 1279 },
+			[]Problem{{"mtu", "1279", "below 1280, the minimum MTU for IPv6"}}},
+		{"MTU too large", nil, func(s *Settings) { s.MTU = 65536 },
+			[]Problem{{"mtu", "65536", "out of range (576 to 65535)"}}},
+		{"MTU negative", nil, func(s *Settings) { s.MTU = -1 },
+			[]Problem{{"mtu", "-1", "out of range (576 to 65535)"}}},
+		{"negative overhead", nil, func(s *Settings) { s.TunnelOverheadBytes = new(-20) },
+			[]Problem{{"tunnelOverheadBytes", "-20", "out of range (0 to 65535)"}}},
+		{"broadcast MAC", nil, func(s *Settings) { s.EthernetAddress = MAC{0xff, 0xff, 0xff, 0xff, 0xff, 0xff} },
+			[]Problem{{"ethernetAddress", "ff:ff:ff:ff:ff:ff", "the broadcast address cannot be an interface address"}}},
+		{"multicast MAC", nil, func(s *Settings) { s.EthernetAddress = MAC{0x01, 0x00, 0x5e, 0x00, 0x00, 0x01} },
+			[]Problem{{"ethernetAddress", "01:00:5e:00:00:01", "a multicast (group) address cannot be an interface address; clear the low bit of the first octet"}}},
+		{"no DNS servers", nil, func(s *Settings) { s.DNS.Servers = []netip.AddrPort{} },
+			[]Problem{{"dns.servers", "", "at least one server is required"}}},
+		{"unspecified DNS server", nil, func(s *Settings) { s.DNS.Servers = []netip.AddrPort{server("0.0.0.0")} },
+			[]Problem{{"dns.servers[0]", "0.0.0.0", "the unspecified address is not a server"}}},
+		{"multicast DNS server", nil, func(s *Settings) { s.DNS.Servers = []netip.AddrPort{server("224.0.0.251:5353")} },
+			[]Problem{{"dns.servers[0]", "224.0.0.251:5353", "a multicast address is not a server"}}},
+		{"broadcast DNS server", nil, func(s *Settings) { s.DNS.Servers = []netip.AddrPort{server("255.255.255.255")} },
+			[]Problem{{"dns.servers[0]", "255.255.255.255", "the broadcast address is not a server"}}},
+		{"DNS server with zone", nil, func(s *Settings) { s.DNS.Servers = []netip.AddrPort{server("fe80::53%eth0")} },
+			[]Problem{{"dns.servers[0]", "fe80::53%eth0", "zones are not allowed; servers are reached through the tunnel interface"}}},
+		{"invalid DNS server", nil, func(s *Settings) { s.DNS.Servers = []netip.AddrPort{{}} },
+			[]Problem{{"dns.servers[0]", "", "invalid address"}}},
+		{"duplicate DNS server", nil, func(s *Settings) {
+			s.DNS.Servers = []netip.AddrPort{server("10.8.0.1"), server("10.8.0.1:5353"), server("10.8.0.1")}
+		}, []Problem{{"dns.servers[2]", "10.8.0.1", "same server as dns.servers[0]"}}},
+		{"search domain with hyphen", nil, func(s *Settings) { s.DNS.SearchDomains = []string{"-corp.example.com"} },
+			[]Problem{{"dns.searchDomains[0]", "-corp.example.com", `label "-corp" starts or ends with a hyphen`}}},
+		{"empty search domain", nil, func(s *Settings) { s.DNS.SearchDomains = []string{""} },
+			[]Problem{{"dns.searchDomains[0]", "", "empty domain"}}},
+		{"long label", nil, func(s *Settings) { s.DNS.SearchDomains = []string{strings.Repeat("a", 64) + ".example"} },
+			[]Problem{{"dns.searchDomains[0]", strings.Repeat("a", 64) + ".example", `label "` + strings.Repeat("a", 64) + `" is longer than 63 characters`}}},
+		{"long domain", nil, func(s *Settings) { s.DNS.DomainName = strings.Repeat("abcdefghi.", 26) + "example" },
+			[]Problem{{"dns.domainName", strings.Repeat("abcdefghi.", 26) + "example", "longer than 253 characters"}}},
+		{"domain with space", nil, func(s *Settings) { s.DNS.DomainName = "exa mple.com" },
+			[]Problem{{"dns.domainName", "exa mple.com", "invalid character ' '"}}},
+		{"non-ASCII domain", nil, func(s *Settings) { s.DNS.MatchDomains = []string{"bücher.example"} },
+			[]Problem{{"dns.matchDomains[0]", "bücher.example", "non-ASCII characters (write internationalized names in their xn-- form)"}}},
+		{"duplicate match domain", nil, func(s *Settings) { s.DNS.MatchDomains = []string{"Corp.Example.com", "", "corp.example.com."} },
+			[]Problem{{"dns.matchDomains[2]", "corp.example.com.", "same domain as dns.matchDomains[0]"}}},
+		{"duplicate default match domain", nil, func(s *Settings) { s.DNS.MatchDomains = []string{"", ""} },
+			[]Problem{{"dns.matchDomains[1]", "", "same domain as dns.matchDomains[0]"}}},
+		{"DoH without URL", nil, func(s *Settings) { s.DNS.Protocol = DNSOverHTTPS },
+			[]Problem{{"dns.serverURL", "", `required with protocol "https"`}}},
+		{"DoH over http", nil, func(s *Settings) { s.DNS.Protocol, s.DNS.ServerURL = DNSOverHTTPS, "http://dns.example.net/dns-query" },
+			[]Problem{{"dns.serverURL", "http://dns.example.net/dns-query", "want a https URL"}}},
+		{"DoH URL without host", nil, func(s *Settings) { s.DNS.Protocol, s.DNS.ServerURL = DNSOverHTTPS, "https:///dns-query" },
+			[]Problem{{"dns.serverURL", "https:///dns-query", "the URL has no host"}}},
+		{"DoH URL with credentials", nil, func(s *Settings) { s.DNS.Protocol, s.DNS.ServerURL = DNSOverHTTPS, "https://u:p@dns.example.net/" },
+			[]Problem{{"dns.serverURL", "https://u:p@dns.example.net/", "credentials in the URL are not allowed"}}},
+		{"DoH with server name", nil, func(s *Settings) {
+			s.DNS.Protocol, s.DNS.ServerURL, s.DNS.ServerName = DNSOverHTTPS, "https://dns.example.net/dns-query", "dns.example.net"
+		}, []Problem{{"dns.serverName", "dns.example.net", `only used with protocol "tls"; with "https" the name comes from serverURL`}}},
+		{"DoT with URL", nil, func(s *Settings) { s.DNS.Protocol, s.DNS.ServerURL = DNSOverTLS, "https://dns.example.net/dns-query" },
+			[]Problem{{"dns.serverURL", "https://dns.example.net/dns-query", `only used with protocol "https"`}}},
+		{"DoT with bad server name", nil, func(s *Settings) { s.DNS.Protocol, s.DNS.ServerName = DNSOverTLS, "dns_1.example.net" },
+			[]Problem{{"dns.serverName", "dns_1.example.net", "invalid character '_' in a host name"}}},
+		{"cleartext with server name", nil, func(s *Settings) { s.DNS.ServerName = "dns.example.net" },
+			[]Problem{{"dns.serverName", "dns.example.net", `only used with protocol "tls"`}}},
+		{"unknown DNS protocol", nil, func(s *Settings) { s.DNS.Protocol = 7 },
+			[]Problem{{"dns.protocol", "DNSProtocol(7)", "unknown protocol (want cleartext, tls or https)"}}},
+		{"proxy port zero", withProxy, func(s *Settings) { s.Proxy.HTTPServer.Port = 0 },
+			[]Problem{{"proxy.httpServer.port", "0", "out of range (1 to 65535)"}}},
+		{"proxy port too large", withProxy, func(s *Settings) { s.Proxy.HTTPSServer = &ProxyServer{Address: "10.8.0.3", Port: 65536} },
+			[]Problem{{"proxy.httpsServer.port", "65536", "out of range (1 to 65535)"}}},
+		{"proxy without address", withProxy, func(s *Settings) { s.Proxy.HTTPServer.Address = "" },
+			[]Problem{{"proxy.httpServer.address", "", "required (an IP address or host name)"}}},
+		{"proxy bad host", withProxy, func(s *Settings) { s.Proxy.HTTPServer.Address = "proxy!.example" },
+			[]Problem{{"proxy.httpServer.address", "proxy!.example", "neither an IP address nor a valid host name: invalid character '!'"}}},
+		{"proxy auth without user", withProxy, func(s *Settings) {
+			s.Proxy.HTTPServer.AuthenticationRequired, s.Proxy.HTTPServer.Password = true, "hunter2"
+		}, []Problem{{"proxy.httpServer.username", "", "required when authenticationRequired is true"}}},
+		{"PAC enabled without source", withProxy, func(s *Settings) { s.Proxy.AutoProxyConfigurationEnabled = true },
+			[]Problem{{"proxy.autoProxyConfigurationEnabled", "", "needs proxyAutoConfigurationURL or proxyAutoConfigurationJavaScript"}}},
+		{"PAC URL and script", withProxy, func(s *Settings) {
+			s.Proxy.ProxyAutoConfigurationURL, s.Proxy.ProxyAutoConfigurationJavaScript = "http://wpad/wpad.dat", "function FindProxyForURL(){}"
+		}, []Problem{{"proxy.proxyAutoConfigurationJavaScript", "", "set together with proxyAutoConfigurationURL; give one of them"}}},
+		{"PAC URL scheme", withProxy, func(s *Settings) { s.Proxy.ProxyAutoConfigurationURL = "ftp://wpad.example.com/proxy.pac" },
+			[]Problem{{"proxy.proxyAutoConfigurationURL", "ftp://wpad.example.com/proxy.pac", "want a http or https URL"}}},
+		{"PAC URL unparseable", withProxy, func(s *Settings) { s.Proxy.ProxyAutoConfigurationURL = "http://wpad.example/%zz" },
+			[]Problem{{"proxy.proxyAutoConfigurationURL", "http://wpad.example/%zz", `not a URL: invalid URL escape "%zz"`}}},
+		{"blank PAC script", withProxy, func(s *Settings) { s.Proxy.ProxyAutoConfigurationJavaScript = " \n" },
+			[]Problem{{"proxy.proxyAutoConfigurationJavaScript", "", "the script is blank"}}},
+		{"exception with space", withProxy, func(s *Settings) { s.Proxy.ExceptionList = []string{"a.example b.example"} },
+			[]Problem{{"proxy.exceptionList[0]", "a.example b.example", "one host, domain or pattern per entry (no spaces, commas or semicolons)"}}},
+		{"duplicate exception", withProxy, func(s *Settings) { s.Proxy.ExceptionList = []string{"*.local", "*.LOCAL"} },
+			[]Problem{{"proxy.exceptionList[1]", "*.LOCAL", "same pattern as proxy.exceptionList[0]"}}},
+		{"empty proxy match domain", withProxy, func(s *Settings) { s.Proxy.MatchDomains = []string{""} },
+			[]Problem{{"proxy.matchDomains[0]", "", "empty domain"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := minimal()
+			if tt.base != nil {
+				s = tt.base(minimal())
+			}
+			if err := s.Validate(); err != nil {
+				t.Fatalf("base settings invalid: %v", err)
+			}
+			tt.mut(s)
+			err := s.Validate()
+			var verr *ValidationError
+			if !errors.As(err, &verr) {
+				t.Fatalf("Validate = %v (%T), want a *ValidationError", err, err)
+			}
+			if diff := cmp.Diff(verr.Problems, tt.want); diff != "" {
+				t.Errorf("problems (-got +want):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestValidateManyProblems checks that every problem is reported at once,
+// in field order, one per line.
+func TestValidateManyProblems(t *testing.T) {
+	s := withIPv6(fullSettings())
+	s.TunnelRemoteAddress = ""
+	s.IPv4.Addresses = append(s.IPv4.Addresses, pfx("10.8.0.2/32"))
+	s.IPv4.IncludedRoutes[1].Destination = pfx("172.16.0.1/12")
+	s.IPv6.IncludedRoutes = nil
+	s.IPv6.ExcludedRoutes = []Route{via("fd00:1::/48", "fd00:8::1")}
+	s.DNS.Protocol = DNSOverHTTPS
+	s.Proxy.HTTPServer.Port = 0
+	s.MTU = 1000
+	err := s.Validate()
+	want := strings.Join([]string{
+		`tunnelRemoteAddress: required (an IP address or host name)`,
+		`ipv4.addresses[1]: "10.8.0.2/32": same address as ipv4.addresses[0]`,
+		`ipv4.includedRoutes[1].destination: "172.16.0.1/12": host bits are set; did you mean 172.16.0.0/12?`,
+		`ipv6.excludedRoutes[0].gateway: "fd00:8::1": excluded routes take no gateway; they use the primary physical interface's`,
+		`dns.serverName: "dns.example.com": only used with protocol "tls"; with "https" the name comes from serverURL`,
+		`dns.serverURL: required with protocol "https"`,
+		`proxy.httpServer.port: "0": out of range (1 to 65535)`,
+		`mtu: "1000": below 1280, the minimum MTU for IPv6`,
+	}, "\n")
+	if err == nil {
+		t.Fatal("Validate succeeded")
+	}
+	if diff := cmp.Diff(err.Error(), want); diff != "" {
+		t.Errorf("error (-got +want):\n%s", diff)
+	}
+}
+
+func TestValidateNil(t *testing.T) {
+	var s *Settings
+	if err := s.Validate(); err == nil || err.Error() != "settings are nil" {
+		t.Errorf("Validate(nil) = %v, want \"settings are nil\"", err)
+	}
+}
+
+// TestValidateLarge checks that validating many routes stays linear (a
+// quadratic check would time out here rather than fail an assertion).
+func TestValidateLarge(t *testing.T) {
+	s := largeSettings(100_000)
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// largeSettings returns valid settings with n included IPv4 routes.
+func largeSettings(n int) *Settings {
+	s := minimal()
+	s.IPv4.IncludedRoutes = make([]Route, 0, n)
+	for i := range n {
+		a := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		if a == netip.AddrFrom4([4]byte{10, 0, 0, 0}) {
+			a = netip.AddrFrom4([4]byte{11, 0, 0, 0})
+		}
+		s.IPv4.IncludedRoutes = append(s.IPv4.IncludedRoutes, Route{Destination: netip.PrefixFrom(a, 32)})
+	}
+	return s
+}
