@@ -1,0 +1,159 @@
+package netcfg
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+const journalVersion = 1
+
+// journal records what a Manager is about to create, so that CleanUp can
+// remove it after a crash. It is written before every change set and holds
+// the union of the state before and after the change.
+type journal struct {
+	Version      int    `json:"version"`
+	NetNS        string `json:"netns"`
+	Link         string `json:"link"`
+	LinkIndex    int    `json:"link_index"`
+	Table        int    `json:"table"`
+	RulePriority int    `json:"rule_priority"`
+	Protocol     uint8  `json:"protocol"`
+	Mark         uint32 `json:"mark"`
+	MarkMask     uint32 `json:"mark_mask"`
+	// LinkTouched says OrigMTU and OrigUp hold the link's state from
+	// before we changed it.
+	LinkTouched bool           `json:"link_touched"`
+	OrigMTU     int            `json:"orig_mtu,omitempty"`
+	OrigUp      bool           `json:"orig_up,omitempty"`
+	Addrs       []netip.Prefix `json:"addrs"`
+	Rules       []string       `json:"rules"`  // "4:7300", family:priority
+	Routes      []netip.Prefix `json:"routes"` // destinations in Table
+}
+
+func journalPath(dir string, table int) string {
+	return filepath.Join(dir, "netcfg-"+strconv.Itoa(table)+".json")
+}
+
+// journalPaths returns the journals in dir, sorted.
+func journalPaths(dir string) ([]string, error) {
+	m, err := filepath.Glob(filepath.Join(dir, "netcfg-*.json"))
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(m)
+	return m, nil
+}
+
+func (j *journal) setState(s state) {
+	j.Addrs = j.Addrs[:0]
+	for a := range s.addrs {
+		j.Addrs = append(j.Addrs, a)
+	}
+	slices.SortFunc(j.Addrs, comparePrefix)
+	j.Rules = j.Rules[:0]
+	for k := range s.rules {
+		j.Rules = append(j.Rules, strconv.Itoa(k.Family)+":"+strconv.Itoa(k.Priority))
+	}
+	slices.Sort(j.Rules)
+	j.Routes = make([]netip.Prefix, 0, len(s.routes))
+	for p := range s.routes {
+		j.Routes = append(j.Routes, p)
+	}
+	slices.SortFunc(j.Routes, comparePrefix)
+}
+
+// ruleKeys parses Rules.
+func (j *journal) ruleKeys() ([]ruleKey, error) {
+	var out []ruleKey
+	for _, s := range j.Rules {
+		f, p, ok := strings.Cut(s, ":")
+		fam, err1 := strconv.Atoi(f)
+		prio, err2 := strconv.Atoi(p)
+		if !ok || err1 != nil || err2 != nil || (fam != 4 && fam != 6) {
+			return nil, fmt.Errorf("bad rule %q", s)
+		}
+		out = append(out, ruleKey{fam, prio})
+	}
+	return out, nil
+}
+
+// writeFileAtomic replaces path with data: temp file, fsync, rename, and an
+// fsync of the directory. The file's mode is 0600.
+func writeFileAtomic(path string, write func(*bufio.Writer) error) (err error) {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".netcfg-*.tmp")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if err := f.Chmod(0o600); err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 64<<10)
+	if err := write(w); err != nil {
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+func writeJournal(path string, j *journal) error {
+	j.Version = journalVersion
+	err := writeFileAtomic(path, func(w *bufio.Writer) error {
+		return json.NewEncoder(w).Encode(j)
+	})
+	if err != nil {
+		return fmt.Errorf("writing journal: %w", err)
+	}
+	return nil
+}
+
+func readJournal(path string) (*journal, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var j journal
+	if err := json.Unmarshal(b, &j); err != nil {
+		return nil, fmt.Errorf("parsing journal %s: %w", path, err)
+	}
+	if j.Version != journalVersion {
+		return nil, fmt.Errorf("journal %s: unknown version %d", path, j.Version)
+	}
+	return &j, nil
+}
+
+func removeJournal(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("removing journal: %w", err)
+	}
+	return nil
+}
