@@ -95,6 +95,9 @@ func (f *fakeOS) LinkSetUp(index int, up bool) error {
 		return err
 	}
 	l.Up = up
+	if !up {
+		f.flushRoutes(index, 0)
+	}
 	return nil
 }
 
@@ -119,7 +122,26 @@ func (f *fakeOS) AddrDel(index int, a netip.Prefix) error {
 		return err
 	}
 	delete(m, a)
+	// Like the kernel, flush the IPv4 routes through a link that lost
+	// its last IPv4 address.
+	for b := range m {
+		if b.Addr().Is4() {
+			return nil
+		}
+	}
+	if a.Addr().Is4() {
+		f.flushRoutes(index, 4)
+	}
 	return nil
+}
+
+// flushRoutes removes the routes of a family (0: both) through a link.
+func (f *fakeOS) flushRoutes(index, family int) {
+	for k, r := range f.routes {
+		if r.LinkIndex == index && (family == 0 || familyOf(r.Dst) == family) {
+			delete(f.routes, k)
+		}
+	}
 }
 
 func (f *fakeOS) RouteList(family, table int) ([]kRoute, error) {

@@ -297,7 +297,7 @@ func (m *Manager) setLocked(cfg *Config) error {
 		return err
 	}
 	before := m.stats
-	err = m.applyLocked(cfg, p, setMTU, setUp, restoreUp)
+	err = m.applyLocked(cfg, want, p, setMTU, setUp, restoreUp)
 	d := m.stats.Sub(before)
 	m.logger.Info("netcfg: applied", "mtu", wantMTU,
 		"addrs", fmt.Sprintf("+%d-%d", d.AddrAdds, d.AddrDels),
@@ -355,7 +355,7 @@ func (m *Manager) writeJournalLocked(s state) error {
 // link's restoration. It stops after the first phase that fails, so that
 // nothing is deleted before its replacement exists, and keeps m.have equal
 // to what the kernel holds.
-func (m *Manager) applyLocked(cfg *Config, p plan, setMTU int, setUp, restoreUp bool) error {
+func (m *Manager) applyLocked(cfg *Config, want state, p plan, setMTU int, setUp, restoreUp bool) error {
 	b := m.b
 	if cfg != nil {
 		if setMTU != 0 {
@@ -379,6 +379,27 @@ func (m *Manager) applyLocked(cfg *Config, p plan, setMTU int, setUp, restoreUp 
 		}
 		delete(m.have.addrs, a)
 		m.stats.AddrDels++
+	}
+	if cfg != nil && lastIPv4AddrGoes(p, want) {
+		// Removing a link's last IPv4 address makes the kernel flush
+		// every IPv4 route through the link, including ours. So this
+		// one deletion comes first, and the routes it flushed are added
+		// (again) below.
+		for _, a := range p.delAddrs {
+			if a.Addr().Is4() {
+				if err := b.AddrDel(m.index, a); err != nil {
+					return fmt.Errorf("netcfg: deleting address %s: %w", a, err)
+				}
+				delete(m.have.addrs, a)
+				m.stats.AddrDels++
+			}
+		}
+		for dst, r := range m.have.routes {
+			if r.LinkIndex == m.index && dst.Addr().Is4() {
+				m.have.routes[dst] = unknownRoute(r)
+			}
+		}
+		p = diff(m.have, want)
 	}
 	for _, a := range p.addAddrs {
 		if err := b.AddrAdd(m.index, a); err != nil {
@@ -506,4 +527,20 @@ func (m *Manager) routeResults(rs []kRoute, perRoute []error, err error, add boo
 // content are unknown. It never equals a wanted route.
 func unknownRoute(r kRoute) kRoute {
 	return kRoute{Table: r.Table, Dst: r.Dst, Protocol: r.Protocol}
+}
+
+// lastIPv4AddrGoes reports whether p deletes IPv4 addresses and want keeps
+// none.
+func lastIPv4AddrGoes(p plan, want state) bool {
+	for a := range want.addrs {
+		if a.Addr().Is4() {
+			return false
+		}
+	}
+	for _, a := range p.delAddrs {
+		if a.Addr().Is4() {
+			return true
+		}
+	}
+	return false
 }

@@ -194,7 +194,12 @@ func encodeRoute(w *builder, r kRoute, del bool, seq uint32) {
 	} else {
 		w.begin(unix.RTM_NEWROUTE, unix.NLM_F_REQUEST|unix.NLM_F_ACK|unix.NLM_F_CREATE|unix.NLM_F_REPLACE, seq)
 		m.Scope = unix.RT_SCOPE_UNIVERSE
-		if r.Type == rtnUnicast && !r.Gateway.IsValid() && r.Dst.Addr().Is4() {
+		// IPv4 throw routes get scope link too: the kernel resolves a
+		// gateway of a new route with a lookup through the rules that
+		// only considers link-scope routes, and a throw of universe
+		// scope would be skipped there, resolving a LAN gateway to our
+		// link's default route instead of the LAN.
+		if (r.Type == rtnUnicast && !r.Gateway.IsValid() || r.Type == rtnThrow) && r.Dst.Addr().Is4() {
 			m.Scope = unix.RT_SCOPE_LINK
 		}
 		if r.Gateway.IsValid() {
