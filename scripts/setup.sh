@@ -36,7 +36,11 @@ if ! netext_go_ok; then
 		tc="golang.org/toolchain@v0.0.1-go${want}.linux-$(go env GOARCH)"
 		echo "setup: fetching Go $want ($tc)" >&2
 		(cd / && GOFLAGS=-mod=mod go mod download "$tc")
-		export PATH="$(go env GOMODCACHE)/${tc%@*}@${tc#*@}/bin:$PATH"
+		goroot="$(go env GOMODCACHE)/$tc"
+		# The module cache drops execute bits; the go command restores them
+		# only for toolchains it switches to itself.
+		chmod a+x "$goroot"/bin/* "$goroot"/pkg/tool/*/*
+		export PATH="$goroot/bin:$PATH"
 	fi
 fi
 export GOTOOLCHAIN=${GOTOOLCHAIN:-auto}
