@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Decode parses a JSON settings document (see docs/settings.md). It is
@@ -214,31 +215,22 @@ func (d *decoder) maskBits(path string, v json.RawMessage, f Family) int {
 	return ones
 }
 
+// routeFields are the members of a route object.
+var routeFields = map[string]member{"destination": nil, "gateway": nil}
+
 func (d *decoder) routes(path string, v json.RawMessage) []Route {
 	routes := []Route{}
 	ok := d.array(path, v, func(p string, v json.RawMessage) {
 		var r Route
 		var hasDest bool
-		if !d.object(p, v, map[string]member{
-			"destination": func(p string, v json.RawMessage) {
+		if !d.members(p, v, routeFields, func(name, p string, v json.RawMessage) {
+			switch name {
+			case "destination":
 				hasDest = true
-				if s, ok := d.string(p, v); ok {
-					pfx, err := netip.ParsePrefix(s)
-					switch {
-					case err == nil:
-						r.Destination = pfx
-					case !strings.Contains(s, "/"):
-						host := "/32"
-						if strings.Contains(s, ":") {
-							host = "/128"
-						}
-						d.add(p, s, "missing prefix length (write a host route as "+s+host+")")
-					default:
-						d.add(p, s, netipMessage(err))
-					}
-				}
-			},
-			"gateway": func(p string, v json.RawMessage) { r.Gateway = d.addr(p, v) },
+				r.Destination = d.destination(p, v)
+			case "gateway":
+				r.Gateway = d.addr(p, v)
+			}
 		}) {
 			return
 		}
@@ -251,6 +243,27 @@ func (d *decoder) routes(path string, v json.RawMessage) []Route {
 		return nil
 	}
 	return routes
+}
+
+func (d *decoder) destination(path string, v json.RawMessage) netip.Prefix {
+	s, ok := d.string(path, v)
+	if !ok {
+		return netip.Prefix{}
+	}
+	pfx, err := netip.ParsePrefix(s)
+	switch {
+	case err == nil:
+		return pfx
+	case !strings.Contains(s, "/"):
+		host := "/32"
+		if strings.Contains(s, ":") {
+			host = "/128"
+		}
+		d.add(path, s, "missing prefix length (write a host route as "+s+host+")")
+	default:
+		d.add(path, s, netipMessage(err))
+	}
+	return netip.Prefix{}
 }
 
 func (d *decoder) dns(path string, v json.RawMessage) *DNS {
@@ -341,38 +354,36 @@ func (d *decoder) proxyServer(path string, v json.RawMessage) *ProxyServer {
 // in document order. It reports unknown and repeated members, and a v that is
 // not an object (returning false).
 func (d *decoder) object(path string, v json.RawMessage, fields map[string]member) bool {
+	return d.members(path, v, fields, func(name, p string, v json.RawMessage) { fields[name](p, v) })
+}
+
+// members is object with a single function for all known members, for hot
+// paths that cannot afford a map of closures per object. known holds the
+// member names (only its keys are used).
+func (d *decoder) members(path string, v json.RawMessage, known map[string]member, fn func(name, path string, v json.RawMessage)) bool {
 	if k := kind(v); k != "object" {
 		d.add(path, "", "want an object, got "+k)
 		return false
 	}
-	dec := json.NewDecoder(bytes.NewReader(v))
-	if _, err := dec.Token(); err != nil { // '{'; v is valid JSON
-		d.add(path, "", "invalid JSON: "+err.Error())
-		return false
-	}
-	seen := make(map[string]bool)
-	for dec.More() {
-		tok, err := dec.Token()
-		var val json.RawMessage
-		if err == nil {
-			err = dec.Decode(&val)
+	var seenBuf [16]string // objects are small: a slice beats a map
+	seen := seenBuf[:0]
+	for key, val := range scanObject(v) {
+		var name string
+		if bytes.IndexByte(key, '\\') >= 0 {
+			json.Unmarshal(key, &name) //nolint:errcheck // valid JSON string
+		} else {
+			name = string(key[1 : len(key)-1])
 		}
-		if err != nil {
-			d.add(path, "", "invalid JSON: "+err.Error())
-			return false
-		}
-		name, _ := tok.(string)
-		p := field(path, name)
-		fn, known := fields[name]
-		switch {
-		case seen[name]:
+		_, isKnown := known[name]
+		switch p := field(path, name); {
+		case slices.Contains(seen, name):
 			d.add(p, "", "repeated field")
-		case !known:
-			d.add(p, "", unknownMessage(name, fields))
+		case !isKnown:
+			d.add(p, "", unknownMessage(name, known))
 		case kind(val) != "null":
-			fn(p, val)
+			fn(name, p, val)
 		}
-		seen[name] = true
+		seen = append(seen, name)
 	}
 	return true
 }
@@ -405,8 +416,10 @@ func unknownMessage(name string, fields map[string]member) string {
 			return fmt.Sprintf("unknown field (did you mean %q?)", n)
 		}
 	}
-	if n, ok := appleNames[name]; ok && fields[n] != nil {
-		return fmt.Sprintf("unknown field (see %q)", n)
+	if n, ok := appleNames[name]; ok {
+		if _, known := fields[n]; known {
+			return fmt.Sprintf("unknown field (see %q)", n)
+		}
 	}
 	return "unknown field (want one of " + strings.Join(names, ", ") + ")"
 }
@@ -418,13 +431,10 @@ func (d *decoder) array(path string, v json.RawMessage, elem func(path string, v
 		d.add(path, "", "want an array, got "+k)
 		return false
 	}
-	var elems []json.RawMessage
-	if err := json.Unmarshal(v, &elems); err != nil {
-		d.add(path, "", "invalid JSON: "+err.Error())
-		return false
-	}
-	for i, e := range elems {
+	i := 0
+	for e := range scanArray(v) {
 		elem(index(path, i), e)
+		i++
 	}
 	return true
 }
@@ -448,6 +458,9 @@ func (d *decoder) string(path string, v json.RawMessage) (string, bool) {
 		d.add(path, "", "want a string, got "+k)
 		return "", false
 	}
+	if v = bytes.TrimSpace(v); bytes.IndexByte(v, '\\') < 0 && utf8.Valid(v) {
+		return string(v[1 : len(v)-1]), true // nothing to unescape
+	}
 	if err := json.Unmarshal(v, &s); err != nil {
 		d.add(path, "", "invalid string: "+err.Error())
 		return "", false
@@ -456,13 +469,11 @@ func (d *decoder) string(path string, v json.RawMessage) (string, bool) {
 }
 
 func (d *decoder) bool(path string, v json.RawMessage) bool {
-	var b bool
 	if k := kind(v); k != "boolean" {
 		d.add(path, "", "want true or false, got "+k)
 		return false
 	}
-	json.Unmarshal(v, &b) //nolint:errcheck // kind checked above
-	return b
+	return bytes.TrimSpace(v)[0] == 't'
 }
 
 func (d *decoder) int(path string, v json.RawMessage) (int, bool) {

@@ -139,6 +139,9 @@ func (p *Proxy) LogValue() slog.Value {
 // redacted returns a copy of p without passwords.
 func (p *Proxy) redacted() *Proxy {
 	c := p.Clone()
+	if c == nil {
+		return nil
+	}
 	for _, s := range []*ProxyServer{c.HTTPServer, c.HTTPSServer} {
 		if s != nil {
 			s.Password = redactString(s.Password)

@@ -137,23 +137,26 @@ func (v *problems) ip(path string, ip *IPSettings, f Family) {
 func (v *problems) routes(path string, routes []Route, f Family, included bool) map[netip.Prefix]int {
 	seen := make(map[netip.Prefix]int, len(routes))
 	for i, r := range routes {
-		rpath := index(path, i)
-		dpath := field(rpath, "destination")
+		// Paths and values are formatted only for problems: lists can be long.
+		dpath := func() string { return field(index(path, i), "destination") }
 		d := r.Destination
-		if !d.IsValid() {
-			v.add(dpath, "", "required")
-		} else if v.family(dpath, d.String(), d.Addr(), f) {
+		switch {
+		case !d.IsValid():
+			v.add(dpath(), "", "required")
+		case familyProblem(d.Addr(), f) != "":
+			v.add(dpath(), d.String(), familyProblem(d.Addr(), f))
+		default:
 			if d != d.Masked() {
-				v.add(dpath, d.String(), "host bits are set; did you mean "+d.Masked().String()+"?")
+				v.add(dpath(), d.String(), "host bits are set; did you mean "+d.Masked().String()+"?")
 			}
 			if j, dup := seen[d.Masked()]; dup {
-				v.add(dpath, d.String(), "same destination as "+index(path, j))
+				v.add(dpath(), d.String(), "same destination as "+index(path, j))
 			} else {
 				seen[d.Masked()] = i
 			}
 		}
 		if r.Gateway.IsValid() {
-			gpath := field(rpath, "gateway")
+			gpath := field(index(path, i), "gateway")
 			if !included {
 				v.add(gpath, r.Gateway.String(), "excluded routes take no gateway; they use the primary physical interface's")
 			} else {
@@ -181,17 +184,24 @@ func (v *problems) gateway(path string, a netip.Addr, f Family) bool {
 
 // family reports whether a is of family f, reporting a problem if not.
 func (v *problems) family(path, val string, a netip.Addr, f Family) bool {
+	if msg := familyProblem(a, f); msg != "" {
+		v.add(path, val, msg)
+		return false
+	}
+	return true
+}
+
+// familyProblem returns why a does not belong in family f's settings, or "".
+func familyProblem(a netip.Addr, f Family) string {
 	switch {
 	case f == IPv4 && !a.Is4():
-		v.add(path, val, "not an IPv4 address; IPv6 goes in ipv6")
+		return "not an IPv4 address; IPv6 goes in ipv6"
 	case f == IPv6 && !a.Is6():
-		v.add(path, val, "not an IPv6 address; IPv4 goes in ipv4")
+		return "not an IPv6 address; IPv4 goes in ipv4"
 	case f == IPv6 && a.Is4In6():
-		v.add(path, val, "IPv4-mapped IPv6 addresses are not allowed; put the IPv4 address in ipv4")
-	default:
-		return true
+		return "IPv4-mapped IPv6 addresses are not allowed; put the IPv4 address in ipv4"
 	}
-	return false
+	return ""
 }
 
 func (f Family) name() string {

@@ -341,3 +341,29 @@ func largeSettings(n int) *Settings {
 	}
 	return s
 }
+
+func BenchmarkDecodeValidate100kRoutes(b *testing.B) {
+	data, err := largeSettings(100_000).Encode()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		s, err := Decode(data)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Validate(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkEncode100kRoutes(b *testing.B) {
+	s := largeSettings(100_000)
+	for b.Loop() {
+		if _, err := s.Encode(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
