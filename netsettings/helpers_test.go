@@ -5,7 +5,7 @@ import (
 )
 
 func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
-func addr(s string) netip.Addr   { return netip.MustParseAddr(s) }
+func addr(s string) netip.Addr  { return netip.MustParseAddr(s) }
 func pfxs(ss ...string) []netip.Prefix {
 	var out []netip.Prefix
 	for _, s := range ss {

@@ -47,9 +47,11 @@ type Proxy struct {
 
 // ProxyServer is one proxy server, the equivalent of Apple's NEProxyServer.
 //
-// Password is a secret. String, GoString, LogValue and the fmt verbs print
-// "[redacted]" in its place, and so do those of [Proxy] and [Settings]; only
-// the JSON encoding carries it.
+// Password is a secret. String, GoString, LogValue and every fmt verb print
+// "[redacted]" in its place, and so do the String and LogValue methods of
+// *[Proxy] and *[Settings]; only the JSON encoding carries it. Log settings
+// through pointers: a JSON log handler given a Settings or Proxy value
+// (not a pointer) marshals it whole, password included.
 type ProxyServer struct {
 	// Address is the proxy's IP address or host name.
 	Address string `json:"address"`

@@ -272,7 +272,7 @@ func (v *problems) dns(path string, d *DNS) {
 			v.add(field(path, "serverURL"), d.ServerURL, `only used with protocol "https"`)
 		}
 	case DNSOverTLS:
-		if nameSet {
+		if _, err := netip.ParseAddr(d.ServerName); nameSet && err != nil {
 			if msg := hostNameProblem(d.ServerName); msg != "" {
 				v.add(field(path, "serverName"), d.ServerName, msg)
 			}
@@ -369,6 +369,10 @@ func hostNameProblem(s string) string {
 	}
 	if strings.Contains(s, "_") {
 		return "invalid character '_' in a host name"
+	}
+	name := strings.TrimSuffix(s, ".")
+	if strings.Trim(name[strings.LastIndexByte(name, '.')+1:], "0123456789") == "" {
+		return "all-numeric top-level label; if this is meant as an IP address, it is not a valid one"
 	}
 	return ""
 }

@@ -113,6 +113,8 @@ func TestValidateErrors(t *testing.T) {
 			[]Problem{{"tunnelRemoteAddress", "vpn example", "neither an IP address nor a valid host name: invalid character ' '"}}},
 		{"remote URL", nil, func(s *Settings) { s.TunnelRemoteAddress = "https://vpn.example.com" },
 			[]Problem{{"tunnelRemoteAddress", "https://vpn.example.com", "neither an IP address nor a valid host name: invalid character ':'"}}},
+		{"remote bad IPv4", nil, func(s *Settings) { s.TunnelRemoteAddress = "10.0.0.256" },
+			[]Problem{{"tunnelRemoteAddress", "10.0.0.256", "neither an IP address nor a valid host name: all-numeric top-level label; if this is meant as an IP address, it is not a valid one"}}},
 		{"remote unspecified", nil, func(s *Settings) { s.TunnelRemoteAddress = "0.0.0.0" },
 			[]Problem{{"tunnelRemoteAddress", "0.0.0.0", "the unspecified address is not a remote address"}}},
 		{"remote multicast", nil, func(s *Settings) { s.TunnelRemoteAddress = "ff02::1" },
