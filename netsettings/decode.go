@@ -112,9 +112,15 @@ func (d *decoder) ip(path string, v json.RawMessage, f Family) *IPSettings {
 	}
 	ok := d.object(path, v, map[string]member{
 		"addresses": func(p string, v json.RawMessage) {
-			addrs = d.strings(p, v)
-			if addrs == nil {
-				addrs = []string{}
+			addrs = []string{}
+			if !d.array(p, v, func(p string, v json.RawMessage) {
+				s, ok := d.string(p, v)
+				if !ok {
+					s = badElement // keep the positions for subnetMasks
+				}
+				addrs = append(addrs, s)
+			}) {
+				addrs = nil
 			}
 		},
 		masksName: func(p string, v json.RawMessage) {
@@ -134,6 +140,9 @@ func (d *decoder) ip(path string, v json.RawMessage, f Family) *IPSettings {
 	return ip
 }
 
+// badElement marks a list element that was not a string (and was reported).
+const badElement = "\x00bad"
+
 // addresses turns address texts into prefixes, taking prefix lengths from
 // masks when the masks list was given (masks != nil).
 func (d *decoder) addresses(path string, addrs []string, masks []int, masksName string, f Family) []netip.Prefix {
@@ -152,6 +161,9 @@ func (d *decoder) addresses(path string, addrs []string, masks []int, masksName 
 	}
 	for i, s := range addrs {
 		p := index(apath, i)
+		if s == badElement {
+			continue
+		}
 		if masks != nil {
 			a, err := netip.ParseAddr(s)
 			if err != nil {
@@ -163,6 +175,10 @@ func (d *decoder) addresses(path string, addrs []string, masks []int, masksName 
 			}
 			if a.Zone() != "" {
 				d.add(p, s, "zones are not allowed in interface addresses")
+				continue
+			}
+			if masks[i] > a.BitLen() {
+				d.add(p, s, fmt.Sprintf("prefix length %d from %s is too long for this address", masks[i], index(field(path, masksName), i)))
 				continue
 			}
 			prefixes = append(prefixes, netip.PrefixFrom(a, masks[i]))

@@ -57,6 +57,8 @@ var decodeErrorTests = []struct {
 	{"mask not contiguous", `{"ipv4": {"addresses": ["10.8.0.2"], "subnetMasks": ["255.0.255.0"]}}`, []Problem{{"ipv4.subnetMasks[0]", "255.0.255.0", "subnet mask is not contiguous (its one bits must come first)"}}},
 	{"mask not a mask", `{"ipv4": {"addresses": ["10.8.0.2"], "subnetMasks": ["/24"]}}`, []Problem{{"ipv4.subnetMasks[0]", "/24", "not a dotted-decimal subnet mask such as 255.255.255.0"}}},
 	{"prefix with masks", `{"ipv4": {"addresses": ["10.8.0.2/24"], "subnetMasks": ["255.255.255.0"]}}`, []Problem{{"ipv4.addresses[0]", "10.8.0.2/24", `not an IP address: unexpected character (at "/24") (with subnetMasks, give addresses without a prefix length)`}}},
+	{"address not a string", `{"ipv4": {"addresses": [7, "10.8.0.2"], "subnetMasks": ["255.255.255.0", "255.255.0.0"]}}`, []Problem{{"ipv4.addresses[0]", "", "want a string, got number"}}},
+	{"prefix length too long for address", `{"ipv6": {"addresses": ["10.8.0.2"], "networkPrefixLengths": [64]}}`, []Problem{{"ipv6.addresses[0]", "10.8.0.2", "prefix length 64 from ipv6.networkPrefixLengths[0] is too long for this address"}}},
 	{"ipv6 prefix length range", `{"ipv6": {"addresses": ["fd00::2"], "networkPrefixLengths": [129]}}`, []Problem{{"ipv6.networkPrefixLengths[0]", "129", "prefix length out of range (0 to 128)"}}},
 	{"masks in ipv6", `{"ipv6": {"addresses": ["fd00::2/64"], "subnetMasks": ["255.255.255.0"]}}`, []Problem{{"ipv6.subnetMasks", "", `unknown field (see "addresses")`}}},
 	{"dns server name", `{"dns": {"servers": ["10.8.0.1", "dns.example.com"]}}`, []Problem{{"dns.servers[1]", "dns.example.com", "not an IP address, or an IP address and port (10.8.0.1, 10.8.0.1:5353, fd00::1, [fd00::1]:5353)"}}},
