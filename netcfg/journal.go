@@ -52,20 +52,37 @@ func journalPaths(dir string) ([]string, error) {
 	return m, nil
 }
 
-func (j *journal) setState(s state) {
+// setState records the union of the given states.
+func (j *journal) setState(states ...state) {
+	addrs := make(map[netip.Prefix]bool)
+	rules := make(map[ruleKey]bool)
+	n := 0
+	for _, s := range states {
+		n += len(s.routes)
+		for a := range s.addrs {
+			addrs[a] = true
+		}
+		for k := range s.rules {
+			rules[k] = true
+		}
+	}
 	j.Addrs = j.Addrs[:0]
-	for a := range s.addrs {
+	for a := range addrs {
 		j.Addrs = append(j.Addrs, a)
 	}
 	slices.SortFunc(j.Addrs, comparePrefix)
 	j.Rules = j.Rules[:0]
-	for k := range s.rules {
+	for k := range rules {
 		j.Rules = append(j.Rules, strconv.Itoa(k.Family)+":"+strconv.Itoa(k.Priority))
 	}
 	slices.Sort(j.Rules)
-	j.Routes = make([]netip.Prefix, 0, len(s.routes))
-	for p := range s.routes {
-		j.Routes = append(j.Routes, p)
+	j.Routes = make([]netip.Prefix, 0, n)
+	for i, s := range states {
+		for p := range s.routes {
+			if !slices.ContainsFunc(states[:i], func(o state) bool { _, ok := o.routes[p]; return ok }) {
+				j.Routes = append(j.Routes, p)
+			}
+		}
 	}
 	slices.SortFunc(j.Routes, comparePrefix)
 }

@@ -293,7 +293,7 @@ func (m *Manager) setLocked(cfg *Config) error {
 	if cfg != nil && !m.touched {
 		m.touched, m.origMTU, m.origUp = true, link.MTU, link.Up
 	}
-	if err := m.writeJournalLocked(m.have.union(want)); err != nil {
+	if err := m.writeJournalLocked(m.have, want); err != nil {
 		return err
 	}
 	before := m.stats
@@ -334,7 +334,8 @@ func (m *Manager) linkMTU(index int) int {
 	return l.MTU
 }
 
-func (m *Manager) writeJournalLocked(s state) error {
+// writeJournalLocked records the union of states in the journal.
+func (m *Manager) writeJournalLocked(states ...state) error {
 	if m.jpath == "" {
 		return nil
 	}
@@ -344,7 +345,7 @@ func (m *Manager) writeJournalLocked(s state) error {
 		Mark: m.opts.Mark, MarkMask: m.opts.MarkMask,
 		LinkTouched: m.touched, OrigMTU: m.origMTU, OrigUp: m.origUp,
 	}
-	j.setState(s)
+	j.setState(states...)
 	if err := writeJournal(m.jpath, j); err != nil {
 		return fmt.Errorf("netcfg: %w", err)
 	}

@@ -476,3 +476,50 @@ func snapshotFrom(s, section string) string {
 	}
 	return ""
 }
+
+// TestRouteBatchErrors checks that a failure inside a batch is reported for
+// exactly the failing route, also beyond the first batch, and that the
+// other routes are applied.
+func TestRouteBatchErrors(t *testing.T) {
+	l := newLab(t)
+	b, err := newOSBackend(l.c.Handle())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	link, err := b.LinkByName("eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n, bad = 3000, 1500
+	rs := make([]kRoute, n)
+	for i := range rs {
+		a := netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)})
+		rs[i] = kRoute{Table: DefaultTable, Dst: netip.PrefixFrom(a, 32), Type: rtnUnicast, Protocol: DefaultProtocol, LinkIndex: link.Index}
+	}
+	rs[bad].LinkIndex = 99999 // no such device
+	per, err := b.RouteAdd(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range per {
+		if (e != nil) != (i == bad) {
+			t.Errorf("route %d (%s): error %v", i, rs[i].Dst, e)
+		}
+	}
+	got, err := b.RouteList(4, DefaultTable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != n-1 {
+		t.Errorf("%d routes in the table, want %d", len(got), n-1)
+	}
+	// Deleting all, the missing one included, succeeds.
+	per, err = b.RouteDel(rs)
+	if err != nil || per != nil {
+		t.Fatalf("RouteDel = %v, %v", per, err)
+	}
+	if got, _ := b.RouteList(4, DefaultTable); len(got) != 0 {
+		t.Errorf("%d routes left", len(got))
+	}
+}

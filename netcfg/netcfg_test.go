@@ -535,6 +535,7 @@ func TestOptions(t *testing.T) {
 		{Options{MarkMask: 0xff}, "Options.Mark"},
 		{Options{Mark: 0x100, MarkMask: 0xff}, "outside"},
 		{Options{Protocol: 2}, "Options.Protocol"},
+		{Options{StateDir: "/nonexistent/netcfg"}, "Options.StateDir"},
 	}
 	for i, tt := range tests {
 		o, err := tt.opts.withDefaults()

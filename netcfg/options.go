@@ -3,6 +3,7 @@ package netcfg
 import (
 	"fmt"
 	"log/slog"
+	"os"
 
 	"github.com/vishvananda/netns"
 )
@@ -85,6 +86,11 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("netcfg: Options.Mark %#x has bits outside Options.MarkMask %#x", o.Mark, o.MarkMask)
 	case reservedProtocol(o.Protocol):
 		return o, fmt.Errorf("netcfg: Options.Protocol %d is reserved", o.Protocol)
+	}
+	if o.StateDir != "" {
+		if fi, err := os.Stat(o.StateDir); err != nil || !fi.IsDir() {
+			return o, fmt.Errorf("netcfg: Options.StateDir %q is not a directory", o.StateDir)
+		}
 	}
 	return o, nil
 }

@@ -161,23 +161,6 @@ func (s state) empty() bool {
 	return len(s.addrs) == 0 && len(s.routes) == 0 && len(s.rules) == 0
 }
 
-// union returns the state holding everything of s and o; entries of o win.
-func (s state) union(o state) state {
-	u := newState()
-	for _, m := range []state{s, o} {
-		for k, v := range m.addrs {
-			u.addrs[k] = v
-		}
-		for k, v := range m.routes {
-			u.routes[k] = v
-		}
-		for k, v := range m.rules {
-			u.rules[k] = v
-		}
-	}
-	return u
-}
-
 // String renders s as sorted text, one item a line.
 func (s state) String() string {
 	var lines []string
@@ -203,6 +186,7 @@ func wantState(cfg *Config, o *Options, linkIndex int, main []kRoute) state {
 	if cfg == nil {
 		return s
 	}
+	s.routes = make(map[netip.Prefix]kRoute, len(cfg.IncludedRoutes)+len(cfg.ExcludedRoutes))
 	for _, a := range cfg.Addresses {
 		s.addrs[a] = true
 	}
@@ -240,6 +224,14 @@ func wantState(cfg *Config, o *Options, linkIndex int, main []kRoute) state {
 		}
 	}
 	return s
+}
+
+// familyOf returns 4 or 6.
+func familyOf(p netip.Prefix) int {
+	if p.Addr().Is4() {
+		return 4
+	}
+	return 6
 }
 
 func throwRoute(o *Options, p netip.Prefix) kRoute {
@@ -358,6 +350,7 @@ func (p *plan) empty() bool {
 // diff returns the changes from have to want, each list sorted.
 func diff(have, want state) plan {
 	var p plan
+	p.addRoutes = make([]kRoute, 0, len(want.routes))
 	have6 := make(map[netip.Addr]netip.Prefix)
 	for a := range have.addrs {
 		if a.Addr().Is6() {
