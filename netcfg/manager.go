@@ -203,6 +203,11 @@ func (m *Manager) Stats() Stats {
 // original MTU and up state; the link itself stays. After an error the
 // kernel holds a partial state that the Manager knows exactly; a later Set
 // or Set(nil) converges from there. Set does not keep cfg.
+//
+// Set diffs against what it applied, not against a fresh dump of the
+// kernel: changes others make to our table or rules go unnoticed, except
+// that routes the kernel flushed because the link went down are added
+// again.
 func (m *Manager) Set(cfg *Config) error {
 	if cfg != nil {
 		if err := cfg.Validate(); err != nil {
@@ -246,6 +251,16 @@ func (m *Manager) setLocked(cfg *Config) error {
 		return fmt.Errorf("netcfg: reading link %s: %w", m.name, err)
 	case gone && cfg != nil:
 		return fmt.Errorf("netcfg: link %s (index %d) is gone", m.name, m.index)
+	}
+
+	if !gone && !link.Up && m.touched {
+		// Someone set the link down, and the kernel flushed the routes
+		// through it; add them again.
+		for dst, r := range m.have.routes {
+			if r.LinkIndex == m.index {
+				m.have.routes[dst] = unknownRoute(r)
+			}
+		}
 	}
 
 	var main []kRoute
@@ -299,11 +314,16 @@ func (m *Manager) setLocked(cfg *Config) error {
 	before := m.stats
 	err = m.applyLocked(cfg, want, p, setMTU, setUp, restoreUp)
 	d := m.stats.Sub(before)
-	m.logger.Info("netcfg: applied", "mtu", wantMTU,
+	attrs := []any{"mtu", wantMTU,
 		"addrs", fmt.Sprintf("+%d-%d", d.AddrAdds, d.AddrDels),
 		"routes", fmt.Sprintf("+%d-%d", d.RouteAdds, d.RouteDels),
 		"rules", fmt.Sprintf("+%d-%d", d.RuleAdds, d.RuleDels),
-		"link_changes", d.LinkChanges, "err", err)
+		"link_changes", d.LinkChanges}
+	if err != nil {
+		m.logger.Warn("netcfg: applied in part", append(attrs, "err", err)...)
+	} else {
+		m.logger.Info("netcfg: applied", attrs...)
+	}
 	if err != nil {
 		// Keep the journal of the union: it covers the partial state.
 		return err

@@ -272,8 +272,8 @@ func TestCrashCleanUp(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("child did not apply in time")
 	}
-	// Find the real process: `ip netns exec` execs the test binary, so
-	// cmd.Process is the child itself.
+	// `ip netns exec` execs the test binary in place, so cmd.Process is
+	// the child itself.
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

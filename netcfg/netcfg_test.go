@@ -241,6 +241,20 @@ func TestNetworkChangeRecomputesExceptions(t *testing.T) {
 	}
 }
 
+func TestLinkSetDownByOthers(t *testing.T) {
+	f := fakeLAN()
+	m := newFakeManager(t, f, Options{})
+	cfg := fullTunnel()
+	if err := m.Set(cfg); err != nil {
+		t.Fatal(err)
+	}
+	f.LinkSetUp(tunIndex, false) // flushes the routes through the link
+	if err := m.Set(cfg); err != nil {
+		t.Fatal(err)
+	}
+	checkFakeState(t, f, m, cfg)
+}
+
 func TestDeriveMTU(t *testing.T) {
 	tests := []struct {
 		name       string
