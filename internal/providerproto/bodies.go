@@ -19,6 +19,10 @@ type Hello struct {
 	SDK string `json:"sdk,omitempty"`
 	// PID is the provider's process id, for logs.
 	PID int `json:"pid,omitempty"`
+	// VnetHdr says that the provider handles a tunnel descriptor with a
+	// virtio-net header and offloads (see [Offloads]). When false, the
+	// daemon gives it a device without IFF_VNET_HDR: plain packets.
+	VnetHdr bool `json:"vnetHdr,omitempty"`
 }
 
 // Validate checks the version range.

@@ -148,12 +148,30 @@ func Decode(data []byte) (*Message, error) {
 	if !isObject(data) {
 		return nil, errors.New("message is not a JSON object")
 	}
-	var m Message
-	if err := json.Unmarshal(data, &m); err != nil {
+	// Field names are matched exactly (encoding/json alone would match
+	// "ID" and "Type" too).
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
 		return nil, fmt.Errorf("decoding message: %w", err)
 	}
-	if bytes.Equal(bytes.TrimSpace(m.Body), []byte("null")) {
-		m.Body = nil
+	var m Message
+	if v, ok := fields["id"]; ok {
+		if err := json.Unmarshal(v, &m.ID); err != nil {
+			return nil, fmt.Errorf("id: %.40s is not an integer from 0 to 2^64-1", v)
+		}
+	}
+	if v, ok := fields["type"]; ok {
+		if err := json.Unmarshal(v, &m.Type); err != nil {
+			return nil, fmt.Errorf("type: %.40s is not a string", v)
+		}
+	}
+	if v, ok := fields["error"]; ok {
+		if err := json.Unmarshal(v, &m.Error); err != nil {
+			return nil, fmt.Errorf("error: %w", err)
+		}
+	}
+	if v := fields["body"]; len(v) > 0 && !bytes.Equal(v, []byte("null")) {
+		m.Body = v
 	}
 	if err := m.check(); err != nil {
 		return nil, err
