@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"unicode/utf8"
 )
 
@@ -181,18 +182,42 @@ func Decode(data []byte) (*Message, error) {
 
 // Encode returns the JSON text of m, without a trailing newline. It fails
 // when m breaks a rule that [Decode] checks, or when the text is longer than
-// MaxMessageSize.
+// MaxMessageSize. The body is copied as it is, after a check that it is
+// valid JSON in UTF-8.
 func Encode(m *Message) ([]byte, error) {
 	if err := m.check(); err != nil {
 		return nil, err
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(m); err != nil {
+	body := bytes.TrimSpace(m.Body)
+	if len(body) > 0 && (!json.Valid(body) || !utf8.Valid(body)) {
+		return nil, fmt.Errorf("%s message: body: not valid JSON in UTF-8", m.Type)
+	}
+	typ, err := marshalNoEscape(m.Type)
+	if err != nil {
 		return nil, fmt.Errorf("encoding %s message: %w", m.Type, err)
 	}
-	data := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	data := make([]byte, 0, 64+len(body))
+	data = append(data, '{')
+	if m.ID != 0 {
+		data = append(data, `"id":`...)
+		data = strconv.AppendUint(data, m.ID, 10)
+		data = append(data, ',')
+	}
+	data = append(data, `"type":`...)
+	data = append(data, typ...)
+	if m.Error != nil {
+		e, err := marshalNoEscape(m.Error)
+		if err != nil {
+			return nil, fmt.Errorf("encoding %s message: %w", m.Type, err)
+		}
+		data = append(data, `,"error":`...)
+		data = append(data, e...)
+	}
+	if len(body) > 0 {
+		data = append(data, `,"body":`...)
+		data = append(data, body...)
+	}
+	data = append(data, '}')
 	if len(data) > MaxMessageSize {
 		return nil, fmt.Errorf("%s message of %d bytes exceeds the limit of %d bytes (MaxMessageSize)", m.Type, len(data), MaxMessageSize)
 	}
@@ -200,21 +225,26 @@ func Encode(m *Message) ([]byte, error) {
 }
 
 // MarshalBody returns v as a message body: nil for a nil v or JSON null, and
-// an error unless v encodes to a JSON object.
+// an error unless v encodes to a JSON object. A json.RawMessage is checked
+// and returned as it is.
 func MarshalBody(v any) (json.RawMessage, error) {
 	if v == nil {
 		return nil, nil
 	}
-	if raw, ok := v.(json.RawMessage); ok && len(raw) == 0 {
-		return nil, nil
+	if raw, ok := v.(json.RawMessage); ok {
+		raw = bytes.TrimSpace(raw)
+		switch {
+		case len(raw) == 0 || bytes.Equal(raw, []byte("null")):
+			return nil, nil
+		case !isObject(raw) || !json.Valid(raw) || !utf8.Valid(raw):
+			return nil, errors.New("encoding body: not a JSON object in UTF-8")
+		}
+		return raw, nil
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
+	data, err := marshalNoEscape(v)
+	if err != nil {
 		return nil, fmt.Errorf("encoding body: %w", err)
 	}
-	data := bytes.TrimSpace(buf.Bytes())
 	if bytes.Equal(data, []byte("null")) {
 		return nil, nil
 	}
@@ -222,6 +252,17 @@ func MarshalBody(v any) (json.RawMessage, error) {
 		return nil, fmt.Errorf("encoding body: %T does not encode to a JSON object", v)
 	}
 	return data, nil
+}
+
+// marshalNoEscape is json.Marshal without escaping <, > and &.
+func marshalNoEscape(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // UnmarshalBody decodes a message body into v. A nil body decodes like an
