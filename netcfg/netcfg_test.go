@@ -421,6 +421,13 @@ func TestCrashCleanUpFake(t *testing.T) {
 	if err := m.Set(fullTunnel()); err != nil {
 		t.Fatal(err)
 	}
+	fi, err := os.Stat(journalPath(dir, DefaultTable))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("journal mode %v, want 0600", fi.Mode().Perm())
+	}
 	// The process dies here: no Close. A new Manager must refuse.
 	o, _ := Options{StateDir: dir}.withDefaults()
 	if _, err := newManager("tun0", o, f); !errors.Is(err, ErrLeftover) {

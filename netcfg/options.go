@@ -46,8 +46,8 @@ type Options struct {
 	// Logger receives one line per applied change set; nil discards.
 	Logger *slog.Logger
 	// NetNS is the network namespace to configure. The zero value means
-	// the namespace of the thread calling New or CleanUp. The handle must
-	// stay open while the Manager is in use.
+	// the namespace of the thread calling New or CleanUp. New and CleanUp
+	// duplicate the handle; the caller keeps ownership of it.
 	NetNS netns.NsHandle
 }
 
