@@ -51,7 +51,7 @@ type Welcome struct {
 func Negotiate(peerMin, peerMax uint32) (uint32, error) {
 	v := min(peerMax, ProtocolVersion)
 	if peerMin > peerMax || v < peerMin || v < MinProtocolVersion {
-		return 0, Errorf(CodeUnsupported, fmt.Sprintf(
+		return 0, NewError(CodeUnsupported, fmt.Sprintf(
 			"no common protocol version: provider speaks %d to %d, daemon speaks %d to %d",
 			peerMin, peerMax, MinProtocolVersion, ProtocolVersion))
 	}

@@ -455,7 +455,7 @@ func (in *Incoming) CloseFiles() { closeFiles(in.Files) }
 func (in *Incoming) Reply(body any, files ...*os.File) error {
 	raw, err := MarshalBody(body)
 	if err != nil {
-		_ = in.ReplyError(Errorf(CodeInternal, "encoding the reply failed"))
+		_ = in.ReplyError(NewError(CodeInternal, "encoding the reply failed"))
 		return fmt.Errorf("providerproto: replying to %s: %w", in.Type, err)
 	}
 	return in.reply(&Message{ID: in.ID, Type: TypeReply, Body: raw}, files)
@@ -466,7 +466,7 @@ func (in *Incoming) Reply(body any, files ...*os.File) error {
 func (in *Incoming) ReplyError(err error) error {
 	e := ToError(err)
 	if e == nil {
-		e = Errorf(CodeInternal, "error reply without an error")
+		e = NewError(CodeInternal, "error reply without an error")
 	}
 	return in.reply(&Message{ID: in.ID, Type: TypeReply, Error: e}, nil)
 }
@@ -621,7 +621,7 @@ func (c *Conn) protocolError(data []byte, files []*os.File, err error) {
 	_ = json.Unmarshal(data, &head)
 	c.log.Warn("providerproto: dropping a message that breaks the protocol", "type", head.Type, "id", head.ID, "bytes", len(data), "files", len(files), "err", err)
 	if head.ID != 0 && head.Type != TypeReply && head.Type != "" {
-		c.replyError(head.ID, Errorf(CodeProtocol, err.Error()))
+		c.replyError(head.ID, NewError(CodeProtocol, err.Error()))
 	}
 }
 
@@ -659,7 +659,7 @@ func (c *Conn) handle(data []byte, files []*os.File) {
 		return
 	case !ok && m.ID != 0:
 		closeFiles(files)
-		c.replyError(m.ID, Errorf(CodeUnsupported, fmt.Sprintf("the %s does not support %q requests (protocol version %d)", c.role, m.Type, ProtocolVersion)))
+		c.replyError(m.ID, NewError(CodeUnsupported, fmt.Sprintf("the %s does not support %q requests (protocol version %d)", c.role, m.Type, ProtocolVersion)))
 		return
 	case !ok:
 		closeFiles(files)
@@ -679,7 +679,7 @@ func (c *Conn) handle(data []byte, files []*os.File) {
 	if c.handler == nil {
 		in.CloseFiles()
 		if m.ID != 0 {
-			_ = in.ReplyError(Errorf(CodeUnsupported, fmt.Sprintf("the %s handles no requests", c.role)))
+			_ = in.ReplyError(NewError(CodeUnsupported, fmt.Sprintf("the %s handles no requests", c.role)))
 		}
 		return
 	}
@@ -713,15 +713,15 @@ func (c *Conn) handleHello(m *Message, files []*os.File) {
 	err := func() error {
 		switch {
 		case m.Type != TypeHello || m.ID == 0:
-			return Errorf(CodeProtocol, fmt.Sprintf("the first message must be a hello request, not a %s %s", m.Type, m.Kind()))
+			return NewError(CodeProtocol, fmt.Sprintf("the first message must be a hello request, not a %s %s", m.Type, m.Kind()))
 		case len(files) > 0:
-			return Errorf(CodeProtocol, "hello: carries files")
+			return NewError(CodeProtocol, "hello: carries files")
 		}
 		if err := UnmarshalBody(m.Body, &h); err != nil {
-			return Errorf(CodeProtocol, "hello: "+err.Error())
+			return NewError(CodeProtocol, "hello: "+err.Error())
 		}
 		if err := h.Validate(); err != nil {
-			return Errorf(CodeProtocol, "hello: "+err.Error())
+			return NewError(CodeProtocol, "hello: "+err.Error())
 		}
 		v, err := Negotiate(h.MinProtocolVersion, h.ProtocolVersion)
 		if err != nil {

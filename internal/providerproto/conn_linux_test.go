@@ -212,11 +212,11 @@ func TestRequestReplyBothDirections(t *testing.T) {
 		case TypeSetSettings:
 			var s SetSettings
 			if err := in.Decode(&s); err != nil {
-				in.ReplyError(Errorf(CodeProtocol, err.Error()))
+				in.ReplyError(NewError(CodeProtocol, err.Error()))
 				return
 			}
 			if err := s.Validate(); err != nil {
-				in.ReplyError(Errorf(CodeInvalid, err.Error()))
+				in.ReplyError(NewError(CodeInvalid, err.Error()))
 				return
 			}
 			in.Reply(&SetSettingsReply{})

@@ -208,7 +208,7 @@ assert m is None, m
 		case TypeSetSettings:
 			var s SetSettings
 			if err := in.Decode(&s); err != nil || len(s.Settings) < 200000 {
-				in.ReplyError(Errorf(CodeInvalid, fmt.Sprintf("%d bytes, %v", len(s.Settings), err)))
+				in.ReplyError(NewError(CodeInvalid, fmt.Sprintf("%d bytes, %v", len(s.Settings), err)))
 				return
 			}
 			in.Reply(&SetSettingsReply{Tunnel: &Tunnel{Name: "netext0", Kind: KindTUN, MTU: 1420}}, pw)

@@ -43,8 +43,8 @@ type Error struct {
 	Message string `json:"message,omitempty"`
 }
 
-// Errorf returns an *Error with the given code and message.
-func Errorf(code Code, message string) *Error {
+// NewError returns an *Error with the given code and message.
+func NewError(code Code, message string) *Error {
 	return &Error{Code: code, Message: message}
 }
 

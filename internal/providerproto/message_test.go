@@ -226,7 +226,7 @@ func TestNegotiate(t *testing.T) {
 }
 
 func TestErrors(t *testing.T) {
-	e := Errorf(CodeInvalid, "mtu: too small")
+	e := NewError(CodeInvalid, "mtu: too small")
 	wrapped := fmt.Errorf("setSettings: %w", e)
 	if !IsCode(wrapped, CodeInvalid) || IsCode(wrapped, CodeFailed) {
 		t.Error("IsCode does not see the code through wrapping")
