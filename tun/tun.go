@@ -34,18 +34,22 @@ type Device interface {
 	Read(bufs [][]byte, sizes []int, offset int) (n int, err error)
 
 	// Write writes the packets bufs[i][offset:] to the device and returns
-	// len(bufs) on success. The device may overwrite bytes of bufs,
-	// including those before offset and, with offloads on, those between
-	// len and cap of a buffer while coalescing packets; with offloads on
-	// offset must be at least 10 bytes (the virtio-net header). Write keeps
-	// no reference to bufs after returning. Errors for single packets are
+	// len(bufs) on success. With offloads on, offset must be at least 10
+	// (room for the virtio-net header), and Write coalesces packets of one
+	// flow in place: it overwrites the bytes before offset, extends
+	// elements of bufs within their capacity and swaps elements, so the
+	// caller must not rely on the contents, lengths or order of bufs
+	// afterwards. Spare capacity (up to 64 KiB past offset) lets more
+	// packets be coalesced. Write keeps no reference to bufs after
+	// returning. Errors for single packets are
 	// joined, and the other packets of the batch are still written; on
 	// error n may be lower than the number of packets written (the Linux
 	// device reports 0).
 	Write(bufs [][]byte, offset int) (n int, err error)
 
-	// MTU returns the interface's current MTU, looked up by name in the
-	// calling process's network namespace.
+	// MTU returns the interface's current MTU. The Linux device looks the
+	// interface up in the network namespace it was created or received
+	// in, whatever namespace the calling thread is in.
 	MTU() (int, error)
 
 	// Name returns the interface's name as the kernel reports it.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 
 	"golang.org/x/sys/unix"
 	wgtun "golang.zx2c4.com/wireguard/tun"
@@ -145,7 +146,7 @@ func newDevice(fd int) (Device, error) {
 		return nil, fmt.Errorf("tun: descriptor is not attached to a TUN or TAP device: %w", err)
 	}
 	name, flags := ifr.Name(), ifr.Uint16()
-	d := &linuxDevice{}
+	d := &linuxDevice{ifSock: -1}
 	switch flags & (unix.IFF_TUN | unix.IFF_TAP) {
 	case unix.IFF_TUN:
 		d.kind = KindTUN
@@ -179,11 +180,19 @@ func newDevice(fd int) (Device, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("tun: device %q: %w", name, err)
 	}
+	// A socket remembers the calling thread's network namespace, where the
+	// interface is, for MTU lookups from any thread later.
+	d.ifSock, err = unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("tun: device %q: opening socket for MTU lookups: %w", name, err)
+	}
 	// From here on fd belongs to an os.File inside wireguard-go, whose
 	// finalizer closes it if the call fails; closing it here as well could
 	// close a descriptor reused in the meantime.
 	wg, _, err := wgtun.CreateUnmonitoredTUNFromFD(fd)
 	if err != nil {
+		unix.Close(d.ifSock)
 		return nil, fmt.Errorf("tun: device %q: %w", name, err)
 	}
 	d.dev = wg
@@ -197,16 +206,75 @@ type linuxDevice struct {
 	dev      wgtun.Device
 	kind     Kind     // constant
 	offloads Offloads // constant
+
+	mu     sync.Mutex // guards ifSock
+	ifSock int        // socket in the interface's network namespace; -1 once closed
 }
 
 func (d *linuxDevice) File() *os.File             { return d.dev.File() }
-func (d *linuxDevice) MTU() (int, error)          { return d.dev.MTU() }
-func (d *linuxDevice) Name() (string, error)      { return d.dev.Name() }
 func (d *linuxDevice) Events() <-chan wgtun.Event { return d.dev.Events() }
-func (d *linuxDevice) Close() error               { return d.dev.Close() }
 func (d *linuxDevice) BatchSize() int             { return d.dev.BatchSize() }
 func (d *linuxDevice) Kind() Kind                 { return d.kind }
 func (d *linuxDevice) Offloads() Offloads         { return d.offloads }
+
+// Name implements Device.Name. Unlike wireguard-go, it asks the kernel on
+// every call, so a renamed interface reports its new name.
+func (d *linuxDevice) Name() (string, error) {
+	sc, err := d.dev.File().SyscallConn()
+	if err != nil {
+		return "", fmt.Errorf("tun: getting name: %w", err)
+	}
+	var name string
+	cerr := sc.Control(func(fd uintptr) {
+		var ifr *unix.Ifreq
+		if ifr, err = unix.NewIfreq(""); err == nil {
+			if err = unix.IoctlIfreq(int(fd), unix.TUNGETIFF, ifr); err == nil {
+				name = ifr.Name()
+			}
+		}
+	})
+	if cerr != nil {
+		return "", fmt.Errorf("tun: getting name: %w", cerr)
+	}
+	if err != nil {
+		return "", fmt.Errorf("tun: getting name: %w", err)
+	}
+	return name, nil
+}
+
+// MTU implements Device.MTU. It looks the interface up in the network
+// namespace the Device was built in, whichever namespace the calling
+// thread is in.
+func (d *linuxDevice) MTU() (int, error) {
+	name, err := d.Name()
+	if err != nil {
+		return 0, err
+	}
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return 0, fmt.Errorf("tun: getting MTU of %q: %w", name, err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.ifSock < 0 {
+		return 0, fmt.Errorf("tun: getting MTU of %q: %w", name, os.ErrClosed)
+	}
+	if err := unix.IoctlIfreq(d.ifSock, unix.SIOCGIFMTU, ifr); err != nil {
+		return 0, fmt.Errorf("tun: getting MTU of %q: %w", name, err)
+	}
+	return int(ifr.Uint32()), nil
+}
+
+// Close implements Device.Close.
+func (d *linuxDevice) Close() error {
+	d.mu.Lock()
+	if d.ifSock >= 0 {
+		unix.Close(d.ifSock)
+		d.ifSock = -1
+	}
+	d.mu.Unlock()
+	return d.dev.Close()
+}
 
 // vnetHdr reports whether every packet on the descriptor carries a
 // virtio-net header, which is the case exactly when offloads are on.
