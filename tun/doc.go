@@ -36,8 +36,13 @@
 // packet handler, so this package builds on wireguard-go's
 // CreateUnmonitoredTUNFromFD instead: no background goroutines, no netlink
 // socket, and nothing that needs privilege after creation. A wireguard-go
-// device on top must therefore be started with its Up method, and
-// re-reads the MTU only when it is told to.
+// device on top must therefore be started with its Up method; it reads the
+// MTU once, when it is created.
+//
+// MTU looks the interface up in the network namespace where the Device was
+// created or received (through a socket opened then), not in the namespace
+// of whichever thread calls it, so a device created inside a namespace
+// still reports its own MTU.
 //
 // # Offloads
 //
@@ -50,7 +55,9 @@
 // offloads on, one Read may return many packets (BatchSize is 128) and Write
 // coalesces packets of the same flow; with them off, BatchSize is 1.
 // Options.DisableOffloads opens the device without IFF_VNET_HDR, for kernels
-// and drivers whose offload paths misbehave.
+// and drivers whose offload paths misbehave. [FromFile] and [FromFD] enable
+// the same offloads again on the received descriptor (TUNSETOFFLOAD needs
+// no privilege), so both processes agree on what is active.
 //
 // TAP devices always run without offloads: the virtio-net handling here
 // understands IP packets only, not Ethernet frames.

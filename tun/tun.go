@@ -9,9 +9,9 @@ import (
 	wgtun "golang.zx2c4.com/wireguard/tun"
 )
 
-// A Device is an open TUN or TAP device. It is safe for concurrent use,
-// with one reader and one writer at a time doing the most good: Read calls
-// serialize with each other, and so do Write calls.
+// A Device is an open TUN or TAP device. It is safe for concurrent use:
+// concurrent Read calls are serialized, and so are concurrent Write calls,
+// so one goroutine reading and one writing is the natural shape.
 //
 // The method set is that of wireguard-go's tun.Device plus Kind and
 // Offloads; every Device is also a [wgtun.Device].

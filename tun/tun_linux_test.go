@@ -951,3 +951,31 @@ func wgLogger(t testing.TB, prefix string) *device.Logger {
 		},
 	}
 }
+
+func TestFromFile(t *testing.T) {
+	for _, opts := range []tun.Options{{}, {DisableOffloads: true}, {Kind: tun.KindTAP}} {
+		ns := nettest.NewNS(t)
+		dev := createIn(t, ns, opts)
+		// Received in the interface's namespace, as a provider would.
+		var dup tun.Device
+		if err := ns.Do(func() (err error) { dup, err = tun.FromFile(dev.File()); return err }); err != nil {
+			t.Fatalf("FromFile: %v", err)
+		}
+		t.Cleanup(func() { dup.Close() })
+		name := devName(t, dev)
+		want := fmt.Sprintf("%s %v %v %d", name, dev.Kind(), dev.Offloads(), dev.BatchSize())
+		if got := fmt.Sprintf("%s %v %v %d", devName(t, dup), dup.Kind(), dup.Offloads(), dup.BatchSize()); got != want {
+			t.Errorf("FromFile device = %q, want %q", got, want)
+		}
+		// The copy keeps the interface alive after the original closes.
+		dev.Close()
+		if _, err := ns.Netlink(t).LinkByName(name); err != nil {
+			t.Errorf("interface gone while a copy is open: %v", err)
+		}
+		if mtu, err := dup.MTU(); err != nil || mtu != 1500 {
+			t.Errorf("MTU of the copy = %d, %v", mtu, err)
+		}
+		dup.Close()
+		waitGone(t, ns, name)
+	}
+}
