@@ -37,6 +37,17 @@ func TestFromSettings(t *testing.T) {
 			},
 		},
 		{
+			// The configuration TestRoutingInNamespace applies and checks
+			// by route lookup, as a provider would send it.
+			name: "fullTunnel as a settings document",
+			in: `{"tunnelRemoteAddress": "192.0.2.1", "tunnelOverheadBytes": 80,
+				"ipv4": {"addresses": ["10.64.0.2/32"], "includedRoutes": [{"destination": "0.0.0.0/0"}],
+					"excludedRoutes": [{"destination": "203.0.113.7/32"}, {"destination": "198.51.100.0/24"}]},
+				"ipv6": {"addresses": ["fd00:64::2/128"], "includedRoutes": [{"destination": "::/0"}],
+					"excludedRoutes": [{"destination": "2001:db8:ff::/48"}]}}`,
+			want: fullTunnel(),
+		},
+		{
 			name: "explicit MTU wins over overhead",
 			in:   `{"tunnelRemoteAddress": "vpn.example.com", "mtu": 1400, "tunnelOverheadBytes": 80}`,
 			want: &Config{MTU: 1400},
