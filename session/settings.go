@@ -1,0 +1,273 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+
+	"github.com/netext/netext/internal/providerproto"
+	"github.com/netext/netext/netcfg"
+	"github.com/netext/netext/netsettings"
+	"github.com/netext/netext/tun"
+)
+
+// settingsWorker applies the provider's setSettings requests, one at a
+// time, on a goroutine of its own that owns the tunnel device and the
+// network configuration. A request that arrives while another waits
+// replaces it, and the replaced one is answered "canceled" at once. The
+// run's end cancels the waiting request.
+type settingsWorker struct {
+	r    *run
+	wake chan struct{} // buffered: a request arrived
+	done chan struct{} // closed when the worker goroutine has ended
+
+	mu     sync.Mutex // guards the fields below
+	next   *settingsRequest
+	closed bool // the worker has ended; answer at once
+
+	// Owned by the worker goroutine; read by close after it ended.
+	dev     tun.Device
+	net     Network
+	applied *netcfg.Config // the last Config applied in full
+	fdSent  bool           // the device's descriptor went to the provider
+}
+
+// settingsRequest is one setSettings request.
+type settingsRequest struct {
+	in      *providerproto.Incoming
+	ctx     context.Context // ends at the request's deadline
+	cancel  context.CancelFunc
+	replied atomic.Bool
+}
+
+// replyError answers the request with an error, unless it was answered.
+func (q *settingsRequest) replyError(code providerproto.Code, msg string) {
+	if q.replied.Swap(true) {
+		return
+	}
+	_ = q.in.ReplyError(providerproto.NewError(code, msg))
+}
+
+func newSettingsWorker(r *run) *settingsWorker {
+	return &settingsWorker{r: r, wake: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+// submit queues a request. It never blocks for long.
+func (w *settingsWorker) submit(in *providerproto.Incoming) {
+	in.CloseFiles()
+	ctx, cancel := context.WithTimeout(context.Background(), w.r.cfg.Timeouts.Settings)
+	q := &settingsRequest{in: in, ctx: ctx, cancel: cancel}
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		cancel()
+		q.replyError(providerproto.CodeCanceled, "the session is stopping")
+		return
+	}
+	old := w.next
+	w.next = q
+	w.mu.Unlock()
+	if old != nil {
+		// Answered at once, also while the worker is busy; the message
+		// limits bound how many such answers can be under way.
+		go func() {
+			old.replyError(providerproto.CodeCanceled, "replaced by a newer setSettings")
+			old.cancel()
+		}()
+	}
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run is the worker goroutine.
+func (w *settingsWorker) run() {
+	defer close(w.done)
+	for {
+		select {
+		case <-w.wake:
+		case <-w.r.ctx.Done():
+		}
+		w.mu.Lock()
+		stopping := w.r.ctx.Err() != nil
+		q := w.next
+		w.next = nil
+		w.closed = stopping
+		w.mu.Unlock()
+		if q != nil {
+			if stopping {
+				q.replyError(providerproto.CodeCanceled, "the session is stopping")
+			} else {
+				w.apply(q)
+			}
+			q.cancel()
+		}
+		if stopping {
+			return
+		}
+	}
+}
+
+// apply applies one request and answers it.
+func (w *settingsWorker) apply(q *settingsRequest) {
+	r := w.r
+	if q.ctx.Err() != nil {
+		q.replyError(providerproto.CodeTimeout, fmt.Sprintf("waited longer than %v for earlier settings", r.cfg.Timeouts.Settings))
+		return
+	}
+	var body providerproto.SetSettings
+	if err := q.in.Decode(&body); err != nil {
+		q.replyError(providerproto.CodeInvalid, err.Error())
+		return
+	}
+	if err := body.Validate(); err != nil {
+		q.replyError(providerproto.CodeInvalid, err.Error())
+		return
+	}
+	var cfg *netcfg.Config
+	if !body.Clear() {
+		s, err := netsettings.Decode(body.Settings)
+		if err == nil {
+			err = s.Validate()
+		}
+		if err != nil {
+			r.log.Warn("provider sent invalid settings", "err", err)
+			q.replyError(providerproto.CodeInvalid, err.Error())
+			return
+		}
+		cfg = netcfg.FromSettings(s)
+		cfg.EnforceRoutes = r.conf.EnforceRoutes
+	}
+	// The deadline may pass while the kernel is being configured, which
+	// cannot be interrupted: the provider then gets "timeout" at once, and
+	// the outcome is only logged.
+	late := context.AfterFunc(q.ctx, func() {
+		q.replyError(providerproto.CodeTimeout, fmt.Sprintf("applying the settings took longer than %v", r.cfg.Timeouts.Settings))
+	})
+	reply, err := w.set(cfg)
+	if !late() {
+		r.log.Warn("settings finished after their deadline", "err", err)
+		return
+	}
+	switch {
+	case err != nil:
+		r.log.Warn("applying settings failed", "err", err)
+		q.replyError(providerproto.CodeFailed, err.Error())
+	case r.ctx.Err() != nil:
+		q.replyError(providerproto.CodeCanceled, "the session is stopping")
+	case !q.replied.Swap(true):
+		if reply.Tunnel == nil {
+			_ = q.in.Reply(reply)
+			return
+		}
+		if err := q.in.Reply(reply, w.dev.File()); err != nil {
+			r.log.Warn("handing over the tunnel device failed", "err", err)
+			return
+		}
+		w.fdSent = true
+		r.log.Info("tunnel device handed to the provider", "name", reply.Tunnel.Name, "mtu", reply.Tunnel.MTU, "offloads", w.dev.Offloads().String())
+	}
+}
+
+// set brings the system to cfg (nil: no settings), creating the device
+// and the network on first use. The reply describes the device when its
+// descriptor is still to be handed over.
+func (w *settingsWorker) set(cfg *netcfg.Config) (*providerproto.SetSettingsReply, error) {
+	r := w.r
+	if cfg == nil {
+		if w.net != nil {
+			if err := w.net.Set(nil); err != nil {
+				return nil, fmt.Errorf("clearing the settings: %w", err)
+			}
+		}
+		w.applied = nil
+		return &providerproto.SetSettingsReply{}, nil
+	}
+	if w.dev == nil {
+		hello := r.providerHello()
+		dev, err := r.cfg.CreateDevice(tun.Options{
+			Name:            r.cfg.DeviceName,
+			Kind:            r.cfg.Provider.Kind,
+			DisableOffloads: r.cfg.DisableOffloads || hello == nil || !hello.VnetHdr,
+			Logger:          r.log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("creating the tunnel device: %w", err)
+		}
+		if dev.File() == nil {
+			_ = dev.Close()
+			return nil, errors.New("creating the tunnel device: it has no descriptor to hand over")
+		}
+		w.dev = dev
+	}
+	name, err := w.dev.Name()
+	if err != nil {
+		return nil, fmt.Errorf("reading the tunnel device's name: %w", err)
+	}
+	if w.net == nil {
+		n, err := r.cfg.NewNetwork(name, r.cfg.Network)
+		if err != nil {
+			return nil, fmt.Errorf("configuring %s: %w", name, err)
+		}
+		w.net = n
+	}
+	if err := w.net.Set(cfg); err != nil {
+		// Go back to what the provider had; nothing of the failed
+		// settings stays.
+		if rerr := w.net.Set(w.applied); rerr != nil {
+			r.log.Error("restoring the previous settings failed", "err", rerr)
+		}
+		return nil, fmt.Errorf("applying the settings to %s: %w", name, err)
+	}
+	w.applied = cfg
+	if w.fdSent {
+		return &providerproto.SetSettingsReply{}, nil
+	}
+	return &providerproto.SetSettingsReply{Tunnel: w.describe(name)}, nil
+}
+
+// describe describes the device for the provider.
+func (w *settingsWorker) describe(name string) *providerproto.Tunnel {
+	t := &providerproto.Tunnel{Name: name, Kind: providerproto.KindTUN}
+	if w.dev.Kind() == tun.KindTAP {
+		t.Kind = providerproto.KindTAP
+	}
+	if ifi, err := net.InterfaceByName(name); err == nil {
+		t.Index = ifi.Index
+	}
+	if mtu, err := w.dev.MTU(); err == nil {
+		t.MTU = mtu
+	}
+	off := w.dev.Offloads()
+	t.Offloads = providerproto.Offloads{
+		VnetHdr: off&tun.OffloadTCP != 0,
+		TCP:     off&tun.OffloadTCP != 0,
+		UDP:     off&tun.OffloadUDP != 0,
+	}
+	return t
+}
+
+// close waits for the worker goroutine to end (the run's context must be
+// canceled), then removes the network configuration and closes the device,
+// in the reverse order of their creation.
+func (w *settingsWorker) close() error {
+	<-w.done
+	var errs []error
+	if w.net != nil {
+		if err := w.net.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("removing the network configuration: %w", err))
+		}
+		w.net = nil
+	}
+	if w.dev != nil {
+		if err := w.dev.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("closing the tunnel device: %w", err))
+		}
+		w.dev = nil
+	}
+	return errors.Join(errs...)
+}
