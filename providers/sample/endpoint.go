@@ -50,7 +50,8 @@ type Config struct {
 	Key Key
 
 	// MTU is the largest packet read from the device, which sizes the
-	// read buffers. Zero means DefaultMTU.
+	// read buffers (the device's own MTU, if larger, wins). Zero means
+	// DefaultMTU.
 	MTU int
 
 	// Keepalive, on a client, is how often to send an empty packet while
@@ -340,10 +341,14 @@ func (e *Endpoint) keepalives() {
 // peer, a batch at a time, reusing its buffers.
 func (e *Endpoint) deviceToNet(dev tun.Device) error {
 	batch := max(dev.BatchSize(), 1)
+	mtu := e.cfg.MTU
+	if m, err := dev.MTU(); err == nil && m > mtu {
+		mtu = min(m, maxPacket) // what the peer can receive
+	}
+	size := HeaderLen + mtu + TagLen
+	slab := make([]byte, batch*size)
 	bufs := make([][]byte, batch)
-	slab := make([]byte, batch*(HeaderLen+e.cfg.MTU+TagLen))
 	for i := range bufs {
-		size := HeaderLen + e.cfg.MTU + TagLen
 		bufs[i] = slab[i*size : (i+1)*size : (i+1)*size]
 	}
 	sizes := make([]int, batch)
