@@ -274,7 +274,7 @@ func (p *Process) exitText() string {
 // its welcome. It fails when the handshake fails (the error wraps the
 // providerproto *Error sent to the provider, which names both version
 // ranges on a version mismatch), when the process exits first, or when the
-// time runs out.
+// time runs out (the error then matches context.DeadlineExceeded).
 func (p *Process) WaitHello(ctx context.Context, timeout time.Duration) (*providerproto.Hello, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -293,14 +293,31 @@ func (p *Process) WaitHello(ctx context.Context, timeout time.Duration) (*provid
 	if errors.As(err, &perr) {
 		return nil, fmt.Errorf("provider handshake failed: %w", perr)
 	}
+	select {
+	case <-p.exited:
+	default:
+		if errors.Is(err, context.DeadlineExceeded) {
+			return nil, helloTimeout(timeout)
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("waiting for the provider's hello: %w", err)
+		}
+	}
 	if p.waitExited(exitSettle) {
 		return nil, fmt.Errorf("provider %s before saying hello", p.exitText())
 	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return nil, fmt.Errorf("provider did not say hello within %v", timeout)
-	}
 	return nil, fmt.Errorf("waiting for the provider's hello: %w", err)
 }
+
+// helloTimeout reports a provider that did not say hello in time. It
+// matches context.DeadlineExceeded.
+type helloTimeout time.Duration
+
+func (e helloTimeout) Error() string {
+	return fmt.Sprintf("provider did not say hello within %v", time.Duration(e))
+}
+
+func (e helloTimeout) Is(target error) bool { return target == context.DeadlineExceeded }
 
 // waitExited waits up to d for the process to end and be reaped.
 func (p *Process) waitExited(d time.Duration) bool {

@@ -277,8 +277,8 @@ func TestWaitHelloErrors(t *testing.T) {
 		checkLeaks(t)
 		p := launch(t, "silent", &recorder{})
 		_, err := p.WaitHello(context.Background(), 200*time.Millisecond)
-		if want := "provider did not say hello within 200ms"; err == nil || err.Error() != want {
-			t.Errorf("WaitHello: %v, want %q", err, want)
+		if want := "provider did not say hello within 200ms"; err == nil || err.Error() != want || !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("WaitHello: %v, want %q matching context.DeadlineExceeded", err, want)
 		}
 		_ = p.Kill()
 		if got := waitDone(t, p).String(); got != "killed by signal SIGKILL" {
@@ -453,4 +453,3 @@ func TestExitStatusString(t *testing.T) {
 	}
 }
 
-var _ = errors.New
