@@ -452,4 +452,3 @@ func TestExitStatusString(t *testing.T) {
 		}
 	}
 }
-
