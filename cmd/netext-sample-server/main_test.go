@@ -1,0 +1,307 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/netext/netext/internal/nettest"
+	"github.com/netext/netext/providers/sample"
+	"github.com/netext/netext/tun"
+)
+
+// childArgs, when set, makes the test binary run the server command with
+// these arguments (separated by newlines) instead of the tests.
+const childArgs = "NETEXT_SAMPLE_SERVER_TEST_ARGS"
+
+func TestMain(m *testing.M) {
+	if args := os.Getenv(childArgs); args != "" {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		code := run(ctx, strings.Split(args, "\n"), os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
+	goleak.VerifyTestMain(m)
+}
+
+func TestFlags(t *testing.T) {
+	dir := t.TempDir()
+	key := must(sample.GenerateKey())
+	keyFile := filepath.Join(dir, "key")
+	if err := os.WriteFile(keyFile, []byte(key.Base64()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	badKey := filepath.Join(dir, "bad")
+	if err := os.WriteFile(badKey, []byte("secret words"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(EnvKey, "")
+	tests := []struct {
+		name     string
+		args     []string
+		env      string
+		wantCode int
+		wantErr  string
+	}{
+		{"no key", []string{"-address", "10.99.0.1/24"}, "", 2, "no key"},
+		{"bad key file", []string{"-key-file", badKey, "-address", "10.99.0.1/24"}, "", 2, "-key-file " + badKey + ": sample: key is not valid base64"},
+		{"missing key file", []string{"-key-file", filepath.Join(dir, "none"), "-address", "10.99.0.1/24"}, "", 2, "-key-file"},
+		{"bad key in environment", []string{"-address", "10.99.0.1/24"}, "AAAA", 2, "$" + EnvKey},
+		{"no address", []string{"-key-file", keyFile}, "", 2, "-address"},
+		{"bad address", []string{"-key-file", keyFile, "-address", "10.99.0.1"}, "", 2, "prefix length"},
+		{"bad mtu", []string{"-key-file", keyFile, "-address", "10.99.0.1/24", "-mtu", "100"}, "", 2, "-mtu 100"},
+		{"bad log level", []string{"-key-file", keyFile, "-address", "10.99.0.1/24", "-log-level", "loud"}, "", 2, "-log-level"},
+		{"extra argument", []string{"-key-file", keyFile, "-address", "10.99.0.1/24", "now"}, "", 2, "unexpected argument"},
+		{"help", []string{"-h"}, "", 0, "-listen"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv(EnvKey, tt.env)
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), tt.args, &stdout, &stderr)
+			if code != tt.wantCode || !strings.Contains(stderr.String(), tt.wantErr) {
+				t.Errorf("run(%q) = %d, stderr %q; want %d and %q", tt.args, code, stderr.String(), tt.wantCode, tt.wantErr)
+			}
+			if strings.Contains(stderr.String(), key.Base64()) {
+				t.Errorf("stderr shows the key: %q", stderr.String())
+			}
+		})
+	}
+}
+
+func TestGenkey(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"-genkey"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("-genkey: exit %d, %s", code, stderr.String())
+	}
+	if _, err := sample.ParseKey(stdout.String()); err != nil {
+		t.Errorf("-genkey printed %q: %v", stdout.String(), err)
+	}
+}
+
+// lockedBuffer collects a child's output.
+type lockedBuffer struct {
+	mu  sync.Mutex // guards buf
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestTunnel runs the server command on a real TUN interface in the
+// topology's server namespace and a client endpoint on a real TUN interface
+// in its client namespace, then pings and moves TCP data through the tunnel.
+func TestTunnel(t *testing.T) {
+	nettest.RequireRoot(t)
+	for _, offloads := range []bool{true, false} {
+		name := "offloads"
+		if !offloads {
+			name = "no-offloads"
+		}
+		t.Run(name, func(t *testing.T) { testTunnel(t, offloads) })
+	}
+}
+
+func testTunnel(t *testing.T, offloads bool) {
+	tp := nettest.NewTopology(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+
+	key := must(sample.GenerateKey())
+	keyFile := filepath.Join(t.TempDir(), "key")
+	if err := os.WriteFile(keyFile, []byte(key.Base64()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"-listen", ":51900", "-key-file", keyFile, "-tun", "sample0",
+		"-address", "10.99.0.1/24", "-address", "fd99::1/64", "-log-level", "debug"}
+	if !offloads {
+		args = append(args, "-disable-offloads")
+	}
+	cmd := tp.Server.Command(ctx, os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childArgs+"="+strings.Join(args, "\n"))
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() || testing.Verbose() {
+			t.Logf("server output:\n%s", out.String())
+		}
+	})
+
+	// The client: a TUN interface and a UDP socket in the client namespace.
+	var dev tun.Device
+	var pc *net.UDPConn
+	err := tp.Client.Do(func() error {
+		var err error
+		dev, err = tun.Create(tun.Options{Name: "sample1", DisableOffloads: !offloads})
+		if err != nil {
+			return err
+		}
+		if err := configureLink("sample1", []netip.Prefix{netip.MustParsePrefix("10.99.0.2/24"), netip.MustParsePrefix("fd99::2/64")}, sample.DefaultMTU); err != nil {
+			return err
+		}
+		pc, err = net.ListenUDP("udp4", nil)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	server := netip.AddrPortFrom(tp.ServerAddr4.Addr(), 51900)
+	client, err := sample.Connect(ctx, pc, server, sample.Config{Key: key, HandshakeTimeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runDone := make(chan error, 1)
+	go func() { runDone <- client.Run(dev) }()
+	defer func() {
+		client.Close()
+		if err := <-runDone; err != nil {
+			t.Errorf("client Run: %v", err)
+		}
+	}()
+
+	for _, dst := range []string{"10.99.0.1", "fd99::1"} {
+		if err := tp.Client.Ping(netip.MustParseAddr(dst), 5*time.Second); err != nil {
+			t.Fatalf("ping %s through the tunnel: %v", dst, err)
+		}
+	}
+
+	// TCP both ways through the tunnel, checked byte for byte.
+	var ln net.Listener
+	if err := tp.Server.Do(func() (err error) {
+		ln, err = net.Listen("tcp", "10.99.0.1:0")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var conn net.Conn
+	if err := tp.Client.Do(func() (err error) {
+		d := net.Dialer{Timeout: 10 * time.Second}
+		conn, err = d.Dial("tcp", ln.Addr().String())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	peer, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	deadline := time.Now().Add(60 * time.Second)
+	conn.SetDeadline(deadline)
+	peer.SetDeadline(deadline)
+	const size = 8 << 20
+	for _, dir := range []struct {
+		name     string
+		from, to net.Conn
+	}{{"client to server", conn, peer}, {"server to client", peer, conn}} {
+		data := make([]byte, size)
+		rng := rand.NewChaCha8([32]byte{byte(len(dir.name))})
+		rng.Read(data)
+		werr := make(chan error, 1)
+		go func() {
+			_, err := dir.from.Write(data)
+			werr <- err
+		}()
+		got := make([]byte, size)
+		if _, err := io.ReadFull(dir.to, got); err != nil {
+			t.Fatalf("%s: reading: %v", dir.name, err)
+		}
+		if err := <-werr; err != nil {
+			t.Fatalf("%s: writing: %v", dir.name, err)
+		}
+		if !bytes.Equal(got, data) {
+			t.Fatalf("%s: the %d bytes received differ from those sent", dir.name, size)
+		}
+	}
+	st := client.Stats()
+	t.Logf("client stats: %+v", st)
+	if st.DroppedAuth != 0 || st.DroppedMalformed != 0 {
+		t.Errorf("client dropped packets: %+v", st)
+	}
+
+	// SIGTERM stops the server cleanly, and its interface goes with it.
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		stopped = true
+		if err != nil {
+			t.Fatalf("server exit after SIGTERM: %v, want status 0", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("server still running after SIGTERM")
+	}
+	if !strings.Contains(out.String(), "sample server: stopped") {
+		t.Errorf("no stop line in the server's log")
+	}
+	if _, err := tp.Server.Output("ip", "link", "show", "sample0"); err == nil {
+		t.Errorf("sample0 still exists after the server exited")
+	}
+}
+
+// TestServerFails checks that a server that cannot start exits with status
+// 1 and says why.
+func TestServerFails(t *testing.T) {
+	nettest.RequireRoot(t)
+	ns := nettest.NewNS(t)
+	key := must(sample.GenerateKey())
+	ns.AddDummy(t, "taken0")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := ns.Command(ctx, os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), EnvKey+"="+key.Base64(),
+		childArgs+"="+strings.Join([]string{"-tun", "taken0", "-address", "10.99.0.1/24"}, "\n"))
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("server on a taken name: %v, want exit status 1; output:\n%s", err, out)
+	}
+	if !strings.Contains(string(out), `creating TUN interface \"taken0\"`) {
+		t.Errorf("output does not say what failed:\n%s", out)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
