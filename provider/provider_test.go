@@ -609,6 +609,8 @@ func TestAppMessages(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
 	if overlap {
 		t.Error("HandleAppMessage calls overlapped")
 	}

@@ -369,10 +369,11 @@ func (r *runner) startTunnel(in *providerproto.Incoming) {
 	r.t.setConfiguration(cfg, false)
 	ctx, cancel := context.WithCancel(r.ctx)
 	r.startReq, r.startCancel = in, cancel
-	r.startDone = make(chan callResult, 1)
+	done := make(chan callResult, 1)
+	r.startDone = done
 	r.log.Info("provider: starting the tunnel", "configuration", cfg, "options", len(opts))
 	go func() {
-		r.startDone <- call("StartTunnel", func() error { return r.p.StartTunnel(ctx, r.t, opts) })
+		done <- call("StartTunnel", func() error { return r.p.StartTunnel(ctx, r.t, opts) })
 	}()
 }
 
@@ -471,8 +472,9 @@ func (r *runner) pump() {
 		}
 		ctx, cancel := context.WithCancel(r.ctx)
 		r.miscReq, r.miscCancel = in, cancel
-		r.miscDone = make(chan callResult, 1)
-		go func() { r.miscDone <- fn(ctx) }()
+		done := make(chan callResult, 1)
+		r.miscDone = done
+		go func() { done <- fn(ctx) }()
 	}
 }
 
@@ -552,10 +554,11 @@ func (r *runner) maybeStop() {
 		reason := r.stopReason
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), r.stopTimeout)
 		r.stopCancel = cancel
-		r.stopDone = make(chan callResult, 1)
+		done := make(chan callResult, 1)
+		r.stopDone = done
 		r.stopTimer = time.NewTimer(r.stopTimeout)
 		go func() {
-			r.stopDone <- call("StopTunnel", func() error { r.p.StopTunnel(ctx, reason); return nil })
+			done <- call("StopTunnel", func() error { r.p.StopTunnel(ctx, reason); return nil })
 		}()
 		return
 	}
