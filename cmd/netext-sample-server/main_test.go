@@ -126,103 +126,132 @@ func TestTunnel(t *testing.T) {
 	}
 }
 
-func testTunnel(t *testing.T, offloads bool) {
-	tp := nettest.NewTopology(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+// tunnel is a server command and a client endpoint in a topology.
+type tunnel struct {
+	tp      *nettest.Topology
+	client  *sample.Endpoint
+	out     *lockedBuffer // the server's output
+	cmd     *exec.Cmd
+	exited  chan error // receives the server's exit
+	stopped bool       // the server has exited
+}
+
+// startTunnel starts the server command in tp.Server and a client endpoint
+// in tp.Client, and returns once the client is connected. Everything is
+// stopped in tb.Cleanup.
+func startTunnel(tb testing.TB, offloads bool) *tunnel {
+	tb.Helper()
+	tn := &tunnel{tp: nettest.NewTopology(tb), out: &lockedBuffer{}, exited: make(chan error, 1)}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
 	key := must(sample.GenerateKey())
-	keyFile := filepath.Join(t.TempDir(), "key")
+	keyFile := filepath.Join(tb.TempDir(), "key")
 	if err := os.WriteFile(keyFile, []byte(key.Base64()), 0o600); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	args := []string{"-listen", ":51900", "-key-file", keyFile, "-tun", "sample0",
 		"-address", "10.99.0.1/24", "-address", "fd99::1/64", "-log-level", "debug"}
 	if !offloads {
 		args = append(args, "-disable-offloads")
 	}
-	cmd := tp.Server.Command(ctx, os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childArgs+"="+strings.Join(args, "\n"))
-	out := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	// The server must outlive ctx, which only bounds the start.
+	tn.cmd = tn.tp.Server.Command(context.Background(), os.Args[0], "-test.run=^$")
+	tn.cmd.Env = append(os.Environ(), childArgs+"="+strings.Join(args, "\n"))
+	tn.cmd.Stdout, tn.cmd.Stderr = tn.out, tn.out
+	if err := tn.cmd.Start(); err != nil {
+		tb.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			cmd.Process.Kill()
-			<-exited
+	go func() { tn.exited <- tn.cmd.Wait() }()
+	tb.Cleanup(func() {
+		if !tn.stopped {
+			tn.cmd.Process.Kill()
+			<-tn.exited
 		}
-		if t.Failed() || testing.Verbose() {
-			t.Logf("server output:\n%s", out.String())
+		if tb.Failed() || testing.Verbose() {
+			tb.Logf("server output:\n%s", tn.out.String())
 		}
 	})
 
 	// The client: a TUN interface and a UDP socket in the client namespace.
 	var dev tun.Device
 	var pc *net.UDPConn
-	err := tp.Client.Do(func() error {
+	err := tn.tp.Client.Do(func() error {
 		var err error
 		dev, err = tun.Create(tun.Options{Name: "sample1", DisableOffloads: !offloads})
 		if err != nil {
 			return err
 		}
 		if err := configureLink("sample1", []netip.Prefix{netip.MustParsePrefix("10.99.0.2/24"), netip.MustParsePrefix("fd99::2/64")}, sample.DefaultMTU); err != nil {
+			dev.Close()
 			return err
 		}
 		pc, err = net.ListenUDP("udp4", nil)
+		if err != nil {
+			dev.Close()
+		}
 		return err
 	})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	defer dev.Close()
-	server := netip.AddrPortFrom(tp.ServerAddr4.Addr(), 51900)
-	client, err := sample.Connect(ctx, pc, server, sample.Config{Key: key, HandshakeTimeout: 30 * time.Second})
+	server := netip.AddrPortFrom(tn.tp.ServerAddr4.Addr(), 51900)
+	tn.client, err = sample.Connect(ctx, pc, server, sample.Config{Key: key, HandshakeTimeout: 30 * time.Second})
 	if err != nil {
-		t.Fatal(err)
+		dev.Close()
+		tb.Fatal(err)
 	}
 	runDone := make(chan error, 1)
-	go func() { runDone <- client.Run(dev) }()
-	defer func() {
-		client.Close()
+	go func() { runDone <- tn.client.Run(dev) }()
+	tb.Cleanup(func() {
+		tn.client.Close()
+		dev.Close()
 		if err := <-runDone; err != nil {
-			t.Errorf("client Run: %v", err)
+			tb.Errorf("client Run: %v", err)
 		}
-	}()
+	})
+	return tn
+}
 
+// tcpPair connects a TCP client in the client namespace to a listener on
+// the server's tunnel address.
+func (tn *tunnel) tcpPair(tb testing.TB) (client, server net.Conn) {
+	tb.Helper()
+	var ln net.Listener
+	if err := tn.tp.Server.Do(func() (err error) {
+		ln, err = net.Listen("tcp", "10.99.0.1:0")
+		return err
+	}); err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	if err := tn.tp.Client.Do(func() (err error) {
+		d := net.Dialer{Timeout: 10 * time.Second}
+		client, err = d.Dial("tcp", ln.Addr().String())
+		return err
+	}); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { client.Close() })
+	ln.(*net.TCPListener).SetDeadline(time.Now().Add(10 * time.Second))
+	server, err := ln.Accept()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { server.Close() })
+	return client, server
+}
+
+func testTunnel(t *testing.T, offloads bool) {
+	tn := startTunnel(t, offloads)
 	for _, dst := range []string{"10.99.0.1", "fd99::1"} {
-		if err := tp.Client.Ping(netip.MustParseAddr(dst), 5*time.Second); err != nil {
+		if err := tn.tp.Client.Ping(netip.MustParseAddr(dst), 5*time.Second); err != nil {
 			t.Fatalf("ping %s through the tunnel: %v", dst, err)
 		}
 	}
 
 	// TCP both ways through the tunnel, checked byte for byte.
-	var ln net.Listener
-	if err := tp.Server.Do(func() (err error) {
-		ln, err = net.Listen("tcp", "10.99.0.1:0")
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	var conn net.Conn
-	if err := tp.Client.Do(func() (err error) {
-		d := net.Dialer{Timeout: 10 * time.Second}
-		conn, err = d.Dial("tcp", ln.Addr().String())
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	peer, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
+	conn, peer := tn.tcpPair(t)
 	deadline := time.Now().Add(60 * time.Second)
 	conn.SetDeadline(deadline)
 	peer.SetDeadline(deadline)
@@ -250,30 +279,66 @@ func testTunnel(t *testing.T, offloads bool) {
 			t.Fatalf("%s: the %d bytes received differ from those sent", dir.name, size)
 		}
 	}
-	st := client.Stats()
+	st := tn.client.Stats()
 	t.Logf("client stats: %+v", st)
 	if st.DroppedAuth != 0 || st.DroppedMalformed != 0 {
 		t.Errorf("client dropped packets: %+v", st)
 	}
 
 	// SIGTERM stops the server cleanly, and its interface goes with it.
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := tn.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case err := <-exited:
-		stopped = true
+	case err := <-tn.exited:
+		tn.stopped = true
 		if err != nil {
 			t.Fatalf("server exit after SIGTERM: %v, want status 0", err)
 		}
-	case <-ctx.Done():
-		t.Fatal("server still running after SIGTERM")
+	case <-time.After(30 * time.Second):
+		t.Fatal("server still running 30s after SIGTERM")
 	}
-	if !strings.Contains(out.String(), "sample server: stopped") {
+	if !strings.Contains(tn.out.String(), "sample server: stopped") {
 		t.Errorf("no stop line in the server's log")
 	}
-	if _, err := tp.Server.Output("ip", "link", "show", "sample0"); err == nil {
+	if _, err := tn.tp.Server.Output("ip", "link", "show", "sample0"); err == nil {
 		t.Errorf("sample0 still exists after the server exited")
+	}
+}
+
+// BenchmarkTunnelTCP measures one TCP stream from the client namespace to
+// the server namespace through the tunnel (both ends, the TCP sender and
+// the receiver share this machine's CPUs). Allocations are those of this
+// process, which holds the client endpoint and the TCP ends, per MiB sent.
+func BenchmarkTunnelTCP(b *testing.B) {
+	nettest.RequireRoot(b)
+	for _, offloads := range []bool{true, false} {
+		name := "offloads"
+		if !offloads {
+			name = "no-offloads"
+		}
+		b.Run(name, func(b *testing.B) {
+			tn := startTunnel(b, offloads)
+			conn, peer := tn.tcpPair(b)
+			const chunk = 1 << 20
+			buf := make([]byte, chunk)
+			done := make(chan error, 1)
+			go func() {
+				_, err := io.Copy(io.Discard, peer)
+				done <- err
+			}()
+			b.SetBytes(chunk)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := conn.Write(buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+			conn.(*net.TCPConn).CloseWrite()
+			if err := <-done; err != nil {
+				b.Fatal(err)
+			}
+		})
 	}
 }
 
