@@ -114,7 +114,12 @@ func TestRoundTripEveryField(t *testing.T) {
 			}
 		})
 	}
-	if diff := cmp.Diff(base, func() Configuration { c := full(); c.normalize(); c.Generation, c.CreatedAt, c.ModifiedAt = base.Generation, base.CreatedAt, base.ModifiedAt; return c }()); diff != "" {
+	if diff := cmp.Diff(base, func() Configuration {
+		c := full()
+		c.normalize()
+		c.Generation, c.CreatedAt, c.ModifiedAt = base.Generation, base.CreatedAt, base.ModifiedAt
+		return c
+	}()); diff != "" {
 		t.Errorf("mutations changed base through shared slices (-got +want):\n%s", diff)
 	}
 }

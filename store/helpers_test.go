@@ -116,3 +116,8 @@ func fixedClock(t0 time.Time) func() time.Time {
 		return t0
 	}
 }
+
+// slogText returns a text logger writing to w at debug level.
+func slogText(w *logBuffer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
