@@ -74,24 +74,24 @@ type StopReason string
 // Stop reasons, one for each case of NEProviderStopReason. A reason the SDK
 // does not know arrives as StopReasonNone.
 const (
-	StopReasonNone                       StopReason = StopReason(providerproto.StopNone)                       // no specific reason
-	StopReasonUserInitiated              StopReason = StopReason(providerproto.StopUserInitiated)              // the user stopped the session
-	StopReasonProviderFailed             StopReason = StopReason(providerproto.StopProviderFailed)             // the provider failed (also after Tunnel.Cancel)
-	StopReasonNoNetworkAvailable         StopReason = StopReason(providerproto.StopNoNetworkAvailable)         // there is no network connectivity
-	StopReasonUnrecoverableNetworkChange StopReason = StopReason(providerproto.StopUnrecoverableNetworkChange) // the system attached to a new network
-	StopReasonProviderDisabled           StopReason = StopReason(providerproto.StopProviderDisabled)           // the provider was disabled
-	StopReasonAuthenticationCanceled     StopReason = StopReason(providerproto.StopAuthenticationCanceled)     // authentication was canceled
-	StopReasonConfigurationFailed        StopReason = StopReason(providerproto.StopConfigurationFailed)        // the configuration is invalid or could not be applied
-	StopReasonIdleTimeout                StopReason = StopReason(providerproto.StopIdleTimeout)                // the session was idle too long
-	StopReasonConfigurationDisabled      StopReason = StopReason(providerproto.StopConfigurationDisabled)      // the configuration was disabled
-	StopReasonConfigurationRemoved       StopReason = StopReason(providerproto.StopConfigurationRemoved)       // the configuration was deleted
-	StopReasonSuperceded                 StopReason = StopReason(providerproto.StopSuperceded)                 // a configuration of higher priority was started (Apple's spelling)
-	StopReasonUserLogout                 StopReason = StopReason(providerproto.StopUserLogout)                 // the user logged out
-	StopReasonUserSwitch                 StopReason = StopReason(providerproto.StopUserSwitch)                 // the active user changed
-	StopReasonConnectionFailed           StopReason = StopReason(providerproto.StopConnectionFailed)           // the connection could not be established
-	StopReasonSleep                      StopReason = StopReason(providerproto.StopSleep)                      // the system went to sleep and disconnectOnSleep is set
-	StopReasonAppUpdate                  StopReason = StopReason(providerproto.StopAppUpdate)                  // the provider is being updated
-	StopReasonInternalError              StopReason = StopReason(providerproto.StopInternalError)              // netext itself failed, or the daemon went away
+	StopReasonNone                       StopReason = "none"                       // no specific reason
+	StopReasonUserInitiated              StopReason = "userInitiated"              // the user stopped the session
+	StopReasonProviderFailed             StopReason = "providerFailed"             // the provider failed (also after Tunnel.Cancel)
+	StopReasonNoNetworkAvailable         StopReason = "noNetworkAvailable"         // there is no network connectivity
+	StopReasonUnrecoverableNetworkChange StopReason = "unrecoverableNetworkChange" // the system attached to a new network
+	StopReasonProviderDisabled           StopReason = "providerDisabled"           // the provider was disabled
+	StopReasonAuthenticationCanceled     StopReason = "authenticationCanceled"     // authentication was canceled
+	StopReasonConfigurationFailed        StopReason = "configurationFailed"        // the configuration is invalid or could not be applied
+	StopReasonIdleTimeout                StopReason = "idleTimeout"                // the session was idle too long
+	StopReasonConfigurationDisabled      StopReason = "configurationDisabled"      // the configuration was disabled
+	StopReasonConfigurationRemoved       StopReason = "configurationRemoved"       // the configuration was deleted
+	StopReasonSuperceded                 StopReason = "superceded"                 // a configuration of higher priority was started (Apple's spelling)
+	StopReasonUserLogout                 StopReason = "userLogout"                 // the user logged out
+	StopReasonUserSwitch                 StopReason = "userSwitch"                 // the active user changed
+	StopReasonConnectionFailed           StopReason = "connectionFailed"           // the connection could not be established
+	StopReasonSleep                      StopReason = "sleep"                      // the system went to sleep and disconnectOnSleep is set
+	StopReasonAppUpdate                  StopReason = "appUpdate"                  // the provider is being updated
+	StopReasonInternalError              StopReason = "internalError"              // netext itself failed, or the daemon went away
 )
 
 // stopReasonFrom maps a reason from the wire, treating unknown ones as none.

@@ -321,3 +321,25 @@ func newDaemon(t *testing.T) *daemon {
 	})
 	return &daemon{conn: conn, providerEnd: providerEnd}
 }
+
+// TestStopReasons checks that the SDK's reasons are the protocol's, in
+// Apple's order.
+func TestStopReasons(t *testing.T) {
+	sdk := []provider.StopReason{
+		provider.StopReasonNone, provider.StopReasonUserInitiated, provider.StopReasonProviderFailed,
+		provider.StopReasonNoNetworkAvailable, provider.StopReasonUnrecoverableNetworkChange,
+		provider.StopReasonProviderDisabled, provider.StopReasonAuthenticationCanceled,
+		provider.StopReasonConfigurationFailed, provider.StopReasonIdleTimeout,
+		provider.StopReasonConfigurationDisabled, provider.StopReasonConfigurationRemoved,
+		provider.StopReasonSuperceded, provider.StopReasonUserLogout, provider.StopReasonUserSwitch,
+		provider.StopReasonConnectionFailed, provider.StopReasonSleep, provider.StopReasonAppUpdate,
+		provider.StopReasonInternalError,
+	}
+	var wire []provider.StopReason
+	for _, r := range providerproto.StopReasons {
+		wire = append(wire, provider.StopReason(r))
+	}
+	if diff := cmp.Diff(sdk, wire); diff != "" {
+		t.Errorf("stop reasons (-sdk +protocol):\n%s", diff)
+	}
+}
