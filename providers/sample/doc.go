@@ -18,8 +18,13 @@
 //     recorded session, because session keys derive from it and from
 //     randoms sent in the handshake;
 //   - there is no identity hiding and no protection against denial of
-//     service: a replayed hello is refused only by its timestamp, and the
-//     server serves one client at a time.
+//     service: a replayed hello is refused only by its timestamp (which
+//     the server remembers only while it runs), and the server serves one
+//     client at a time.
+//
+// It also keeps no liveness state: a client does not notice that its
+// server restarted (the server then drops the client's packets until the
+// tunnel is started again).
 //
 // Use WireGuard (or a protocol built on the Noise framework) for real
 // tunnels. What the protocol does get right is the packet layer: every
@@ -62,9 +67,9 @@
 // gets the same ack again. The client sends its hello every second until
 // the ack arrives.
 //
-// An ack (type 2, 116 bytes) answers a hello, server to client:
+// An ack (type 2, 108 bytes) answers a hello, server to client:
 //
-//	0      1        4                     28                            116
+//	0      1        4                     28                            108
 //	+------+--------+---------------------+-----------------------------+
 //	| 0x02 | 0 0 0  | nonce (24 random)   | sealed(client random 32,    |
 //	|      |        |                     |   server random 32) + tag 16|

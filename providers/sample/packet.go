@@ -40,7 +40,7 @@ const (
 	helloBodyLen = randomLen + 8
 	ackBodyLen   = 2 * randomLen
 	helloLen     = 4 + xnonceLen + helloBodyLen + TagLen // 84
-	ackLen       = 4 + xnonceLen + ackBodyLen + TagLen   // 116
+	ackLen       = 4 + xnonceLen + ackBodyLen + TagLen   // 108
 )
 
 // rejectAfter is the counter at which a session stops: no key ever

@@ -229,3 +229,10 @@ func FuzzOpen(f *testing.F) {
 		hs.openAck(msg)
 	})
 }
+
+// The sizes the package documentation gives.
+func TestMessageSizes(t *testing.T) {
+	if helloLen != 84 || ackLen != 108 || Overhead != 28 {
+		t.Errorf("hello %d, ack %d, overhead %d bytes; the documentation says 84, 108, 28", helloLen, ackLen, Overhead)
+	}
+}
