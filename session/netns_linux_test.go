@@ -59,11 +59,28 @@ func childCase(t *testing.T) string {
 // underlay gives ns an interface with an address and a default route, so
 // that there is something for a tunnel to take over.
 func underlay(t *testing.T, ns *nettest.NS) {
+	// No duplicate address detection: a link-local address that stops
+	// being tentative would change the snapshot.
+	ns.Sysctl(t, "ipv6/conf/default/accept_dad", "0")
+	ns.Sysctl(t, "ipv6/conf/all/accept_dad", "0")
 	ns.AddDummy(t, "eth0")
 	ns.AddAddr(t, "eth0", "192.0.2.2/24")
 	ns.AddAddr(t, "eth0", "2001:db8::2/64")
 	ns.Run(t, "ip", "route", "add", "default", "via", "192.0.2.1")
 	ns.Run(t, "ip", "-6", "route", "add", "default", "via", "2001:db8::1")
+}
+
+// waitNoTentative waits until ns has no IPv6 address whose duplicate
+// address detection still runs, so that snapshots stay stable.
+func waitNoTentative(t *testing.T, ns *nettest.NS) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for strings.TrimSpace(ns.Run(t, "ip", "-6", "addr", "show", "tentative")) != "" {
+		if time.Now().After(deadline) {
+			t.Fatal("IPv6 addresses still tentative")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func TestNamespaceFaults(t *testing.T) {
@@ -126,6 +143,7 @@ func TestNamespaceDefaultRoute(t *testing.T) {
 			}
 		}
 	}
+	waitNoTentative(t, topo.Client)
 	before := topo.Client.Snapshot(t)
 
 	runChild(t, topo.Client, "TestChildDefaultRoute", "default-route",

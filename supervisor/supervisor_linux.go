@@ -304,6 +304,14 @@ func (p *Process) WaitHello(ctx context.Context, timeout time.Duration) (*provid
 		}
 	}
 	if p.waitExited(exitSettle) {
+		// The handshake may have failed just before the process ended
+		// (the provider exits when it is refused). The connection is
+		// closed by now, so this returns at once.
+		cctx, ccancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer ccancel()
+		if _, herr := p.conn.WaitHello(cctx); errors.As(herr, &perr) {
+			return nil, fmt.Errorf("provider handshake failed: %w", perr)
+		}
 		return nil, fmt.Errorf("provider %s before saying hello", p.exitText())
 	}
 	return nil, fmt.Errorf("waiting for the provider's hello: %w", err)
