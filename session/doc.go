@@ -65,9 +65,11 @@
 //
 // A session works in the network namespace of its process: the device is
 // created there, netcfg configures it, and providers inherit it. To host a
-// session in another namespace, run the whole host process inside it; the
-// tests of this package that need root do so, running their test body in
+// session in another namespace, run the whole host process inside it. The
+// tests of this package that need root do so: they run their test body in
 // a child test process started inside a fresh namespace (the
-// internal/nettest NS.Command helper). Switching single threads would not
-// do: the session's goroutines move between threads.
+// internal/nettest NS.Command helper). Switching a locked thread instead
+// would have to cover device creation, netcfg (Options.NetNS) and the
+// launch of every provider, each on its own goroutine; one process per
+// namespace needs none of that.
 package session
