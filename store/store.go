@@ -286,12 +286,15 @@ func (s *Store) Problems() []LoadProblem {
 	return slices.Clone(s.problems)
 }
 
-// List returns every configuration, sorted by name. The configurations are
-// copies; HasSecret tells whether each has a secret, which List never
-// returns.
+// List returns every configuration, sorted by name, or nil after Close.
+// The configurations are copies; HasSecret tells whether each has a
+// secret, which List never returns.
 func (s *Store) List() []Configuration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
 	out := make([]Configuration, 0, len(s.configs))
 	for _, c := range s.configs {
 		out = append(out, c.Clone())
@@ -390,7 +393,9 @@ func (s *Store) Create(c Configuration, secret *Secret) (Configuration, error) {
 // (ErrInvalid) for an invalid c.
 //
 // secret nil keeps the saved secret; a non-nil empty secret removes it; any
-// other secret replaces it.
+// other secret replaces it. A new secret is written before the
+// configuration file: a crash between the two leaves the new secret with the
+// old configuration.
 //
 // Update ignores c.HasSecret and the timestamps. It returns the
 // configuration as saved, with the next generation and ModifiedAt set. An
