@@ -170,8 +170,12 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 		}
 		rd = bytes.NewReader(b)
 	}
-	u := url.URL{Scheme: "http", Host: "netextd", Path: path, RawQuery: query.Encode()}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	// path is escaped already.
+	u := "http://netextd" + path
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
 		return nil, fmt.Errorf("making the request: %w", err)
 	}
