@@ -31,9 +31,17 @@ const providerEnv = "NETEXT_SESSION_TEST_PROVIDER"
 // directory every user may enter, so that it runs as nobody too.
 var providerPath string
 
+// sdkProviderEnv passes the built SDK provider to child test processes.
+const sdkProviderEnv = "NETEXT_SESSION_TEST_SDK_PROVIDER"
+
+// sdkProviderPath is testdata/sdkprovider, a provider written with the
+// SDK.
+var sdkProviderPath string
+
 func TestMain(m *testing.M) {
 	if p := os.Getenv(providerEnv); p != "" {
 		providerPath = p
+		sdkProviderPath = os.Getenv(sdkProviderEnv)
 		os.Exit(m.Run())
 	}
 	dir, err := os.MkdirTemp("", "session-test-")
@@ -48,10 +56,13 @@ func TestMain(m *testing.M) {
 			return 1
 		}
 		providerPath = filepath.Join(dir, "faultprovider")
-		out, err := exec.Command("go", "build", "-o", providerPath, "./testdata/faultprovider").CombinedOutput()
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "building the fault provider: %v\n%s", err, out)
-			return 1
+		sdkProviderPath = filepath.Join(dir, "sdkprovider")
+		for _, bin := range []string{providerPath, sdkProviderPath} {
+			out, err := exec.Command("go", "build", "-o", bin, "./testdata/"+filepath.Base(bin)).CombinedOutput()
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "building %s: %v\n%s", filepath.Base(bin), err, out)
+				return 1
+			}
 		}
 		return m.Run()
 	}()

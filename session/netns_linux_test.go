@@ -36,7 +36,7 @@ func runChild(t *testing.T, ns *nettest.NS, test, v string, env ...string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cmd := ns.Command(ctx, os.Args[0], "-test.run=^"+test+"$", "-test.v", "-test.count=1", "-test.timeout=80s")
-	cmd.Env = append(os.Environ(), append(env, childEnv+"="+v, providerEnv+"="+providerPath, nettest.RequireRootEnv+"=1")...)
+	cmd.Env = append(os.Environ(), append(env, childEnv+"="+v, providerEnv+"="+providerPath, sdkProviderEnv+"="+sdkProviderPath, nettest.RequireRootEnv+"=1")...)
 	out, err := cmd.CombinedOutput()
 	var exit *exec.ExitError
 	if err != nil && !errors.As(err, &exit) {
