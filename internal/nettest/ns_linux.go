@@ -65,6 +65,13 @@ func NewNS(t testing.TB) *NS {
 	if err := nl.LinkSetUp(lo); err != nil {
 		t.Fatalf("setting lo up in %s: %v", name, err)
 	}
+	// No duplicate address detection on links created later: a test's
+	// links are alone on their wire, and DAD would leave link-local
+	// addresses tentative (unusable, and changing under snapshots) for
+	// about two seconds.
+	for _, key := range []string{"ipv6/conf/all/accept_dad", "ipv6/conf/default/accept_dad"} {
+		ns.Sysctl(t, key, "0")
+	}
 	return ns
 }
 
