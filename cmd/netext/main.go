@@ -1,37 +1,20 @@
-// Command netext is the command-line client of netext.
+// Command netext is the command-line client of netext: it manages saved VPN
+// configurations and sessions through netextd's control API. See package
+// cli for the commands and exit codes.
 package main
 
 import (
-	"fmt"
-	"io"
+	"context"
 	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/netext/netext/cli"
 )
 
-const usage = `usage: netext <command>
-
-commands:
-  demo    run a full tunnel between throwaway network namespaces (not yet available)
-  help    show this help
-`
-
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
-}
-
-func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
-	}
-	switch args[0] {
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return 0
-	case "demo":
-		fmt.Fprintln(stdout, "netext demo: not yet available: the WireGuard provider that it runs has not landed yet")
-		return 0
-	default:
-		fmt.Fprintf(stderr, "netext: unknown command %q\n\n%s", args[0], usage)
-		return 2
-	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := cli.Run(ctx, os.Args[1:], cli.Options{})
+	stop()
+	os.Exit(code)
 }
