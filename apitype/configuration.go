@@ -1,6 +1,9 @@
 package apitype
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Configuration is a saved VPN configuration as the API shows it: the
 // counterpart of Apple's NETunnelProviderManager with its
@@ -23,9 +26,10 @@ type Configuration struct {
 	ServerAddress string `json:"serverAddress,omitempty"`
 	// Username is the credential's user name, if any.
 	Username string `json:"username,omitempty"`
-	// ProviderConfiguration is handed to the provider as it is: any JSON
-	// object, or nil.
-	ProviderConfiguration map[string]any `json:"providerConfiguration,omitempty"`
+	// ProviderConfiguration is handed to the provider as it is: a JSON
+	// object, or empty. It is kept as raw JSON so that numbers keep every
+	// digit.
+	ProviderConfiguration json.RawMessage `json:"providerConfiguration,omitempty"`
 	// Enabled must be true for the session to start (Apple's isEnabled).
 	Enabled bool `json:"enabled"`
 	// OnDemand holds the VPN On Demand switch and rules.
@@ -106,8 +110,9 @@ type AppRule struct {
 	User string `json:"user,omitempty"`
 	// SystemdUnit is a systemd unit name, such as "firefox.service".
 	SystemdUnit string `json:"systemdUnit,omitempty"`
-	// Cgroup is a cgroup v2 path.
-	Cgroup string `json:"cgroup,omitempty"`
+	// CgroupPath is a cgroup v2 path, such as
+	// "/user.slice/user-1000.slice/app.slice".
+	CgroupPath string `json:"cgroupPath,omitempty"`
 	// MatchDomains restricts the rule to destinations in these domains.
 	MatchDomains []string `json:"matchDomains,omitempty"`
 }

@@ -3,6 +3,7 @@ package cli_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"net"
@@ -81,7 +82,7 @@ func (e *env) seed(t *testing.T) {
 	}{
 		{apitype.Configuration{Name: "home", ProviderID: "org.example.wireguard"}, nil},
 		{apitype.Configuration{Name: "office", Description: "Office VPN", ProviderID: "org.example.sample",
-			ServerAddress: "vpn.example.com", Enabled: true, ProviderConfiguration: map[string]any{"mtu": 1380}}, &secret},
+			ServerAddress: "vpn.example.com", Enabled: true, ProviderConfiguration: json.RawMessage(`{"mtu":1380}`)}, &secret},
 	} {
 		if _, err := e.be.CreateConfiguration(ctx, c.conf, c.secret); err != nil {
 			t.Fatal(err)

@@ -114,7 +114,7 @@ func (f *configFlags) apply(fs *flag.FlagSet, c *apitype.Configuration) error {
 	return err
 }
 
-func parseProviderConfig(s string) (map[string]any, error) {
+func parseProviderConfig(s string) (json.RawMessage, error) {
 	data := []byte(s)
 	if name, ok := strings.CutPrefix(s, "@"); ok {
 		var err error
@@ -122,11 +122,15 @@ func parseProviderConfig(s string) (map[string]any, error) {
 			return nil, fmt.Errorf("--provider-config: %w", err)
 		}
 	}
-	var m map[string]any
+	var m map[string]json.RawMessage
 	if err := json.Unmarshal(data, &m); err != nil {
 		return nil, fmt.Errorf("--provider-config: want a JSON object: %w", err)
 	}
-	return m, nil
+	var b bytes.Buffer
+	if err := json.Compact(&b, data); err != nil {
+		return nil, fmt.Errorf("--provider-config: %w", err)
+	}
+	return b.Bytes(), nil
 }
 
 // readConfigFile reads a configuration from a JSON file, strictly. Its

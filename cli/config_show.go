@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -55,11 +56,11 @@ var configShowCommand = &command{
 			return err
 		}
 		if len(c.ProviderConfiguration) > 0 {
-			b, err := json.MarshalIndent(c.ProviderConfiguration, "  ", "  ")
-			if err != nil {
-				return err
+			var b bytes.Buffer
+			if err := json.Indent(&b, c.ProviderConfiguration, "  ", "  "); err != nil {
+				return fmt.Errorf("providerConfiguration: %w", err)
 			}
-			fmt.Fprintf(e.stdout, "provider configuration:\n  %s\n", b)
+			fmt.Fprintf(e.stdout, "provider configuration:\n  %s\n", b.Bytes())
 		}
 		if len(c.OnDemand.Rules) > 0 || len(c.AppRules) > 0 {
 			fmt.Fprintf(e.stdout, "(rules in full: netext config show %s --json)\n", strings.TrimSpace(c.Name))

@@ -2,6 +2,7 @@ package localapi_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"io/fs"
@@ -165,7 +166,7 @@ func TestConfigurationLifecycle(t *testing.T) {
 	secret := apitype.Secret("s3cret")
 	created, err := c.CreateConfiguration(ctx, apitype.Configuration{
 		Name: "office", ProviderID: "org.example.sample", ServerAddress: "vpn.example.com",
-		ProviderConfiguration: map[string]any{"port": 51820.0, "peers": []any{"a", "b"}},
+		ProviderConfiguration: json.RawMessage(`{"port":51820,"peers":["a","b"],"big":18446744073709551615}`),
 		OnDemand:              apitype.OnDemand{Enabled: true, Rules: []apitype.OnDemandRule{{Action: "connect", InterfaceTypeMatch: "wifi"}}},
 	}, &secret)
 	if err != nil {

@@ -4,6 +4,7 @@ package localapitest
 
 import (
 	"context"
+	"encoding/json"
 	"maps"
 	"regexp"
 	"slices"
@@ -352,6 +353,12 @@ func (b *Backend) validateLocked(c apitype.Configuration) error {
 		problems = append(problems, "providerID: required")
 	} else if _, ok := b.providers[c.ProviderID]; !ok && len(b.providers) > 0 {
 		problems = append(problems, "providerID: "+quote(c.ProviderID)+": no such provider is installed")
+	}
+	if len(c.ProviderConfiguration) > 0 {
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(c.ProviderConfiguration, &obj) != nil {
+			problems = append(problems, "providerConfiguration: must be a JSON object")
+		}
 	}
 	switch c.RoutingMethod {
 	case "", "destinationIP", "sourceApplication":
