@@ -9,6 +9,7 @@ import (
 
 	"github.com/netext/netext/internal/providerproto"
 	"github.com/netext/netext/netcfg"
+	"github.com/netext/netext/netsettings"
 	"github.com/netext/netext/supervisor"
 	"github.com/netext/netext/tun"
 )
@@ -138,6 +139,21 @@ type Config struct {
 	Limits   Limits
 	// Software names the daemon as "name/version" in the welcome.
 	Software string
+
+	// Admit, when not nil, decides whether the provider's settings may
+	// be applied, so that the host can refuse settings that clash with
+	// other sessions. It is called with each valid settings before
+	// anything of them is applied, and with nil once settings stop
+	// applying: when the provider clears them, and at the end of every
+	// run that asked for settings, after the network configuration was
+	// removed (so a host that records admitted settings releases them
+	// there). An error refuses the settings: the provider's request is
+	// answered "failed" with the error's message, nothing changes, and the
+	// session stops with an *Error of code CodeSettingsRefused carrying
+	// the message, which Start returns. Calls never overlap, come from
+	// the run's own goroutine and must not wait for the session (Stop,
+	// Start). The error of a call with nil is ignored.
+	Admit func(s *netsettings.Settings) error
 
 	// Launch, CreateDevice and NewNetwork are the session's seams to the
 	// system. Nil takes the real ones: supervisor.Launch, tun.Create and

@@ -31,15 +31,19 @@
 //
 //   - setSettings: the settings are decoded and validated with package
 //     netsettings; invalid ones are answered "invalid" with every problem
-//     and its field, and change nothing. The first valid settings create
-//     the tunnel device (a TAP device for providers of kind tap, with
-//     offloads only for providers whose hello offered vnetHdr) and the
-//     link's network configuration (netcfg); the first successful answer
-//     carries the device's descriptor. Null settings remove the network
-//     configuration and keep the device. A request waiting behind another
-//     is replaced by a newer one, and a stop cancels waiting requests;
-//     both are answered "canceled". Kernel errors are answered "failed",
-//     after going back to the previous settings.
+//     and its field, and change nothing. Valid settings then go to
+//     Config.Admit, when set, which may refuse them (for example because
+//     their routes clash with another session's): the request is answered
+//     "failed" and the session stops with the refusal as its last error.
+//     The first admitted settings create the tunnel device (a TAP device
+//     for providers of kind tap, with offloads only for providers whose
+//     hello offered vnetHdr) and the link's network configuration
+//     (netcfg); the first successful answer carries the device's
+//     descriptor. Null settings remove the network configuration and keep
+//     the device. A request waiting behind another is replaced by a newer
+//     one, and a stop cancels waiting requests; both are answered
+//     "canceled". Kernel errors are answered "failed", after going back to
+//     the previous settings.
 //   - protect: the socket that comes with it gets the bypass mark
 //     (SO_MARK, Config.Network.Mark) and the daemon's copy is closed.
 //   - reasserting moves between connected and reasserting; cancel stops

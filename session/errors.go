@@ -24,6 +24,10 @@ const (
 	CodeLaunchFailed ErrorCode = "launchFailed"
 	// CodeTeardownFailed: restoring the system after the session failed.
 	CodeTeardownFailed ErrorCode = "teardownFailed"
+	// CodeSettingsRefused: the host refused the provider's settings
+	// (Config.Admit), for example because they clash with another
+	// session's.
+	CodeSettingsRefused ErrorCode = "settingsRefused"
 )
 
 // Error is why a session disconnected: Status.LastError.

@@ -29,10 +29,11 @@ type settingsWorker struct {
 	closed bool // the worker has ended; answer at once
 
 	// Owned by the worker goroutine; read by close after it ended.
-	dev     tun.Device
-	net     Network
-	applied *netcfg.Config // the last Config applied in full
-	fdSent  bool           // the device's descriptor went to the provider
+	dev      tun.Device
+	net      Network
+	applied  *netcfg.Config // the last Config applied in full
+	fdSent   bool           // the device's descriptor went to the provider
+	admitted bool           // Config.Admit accepted settings not yet released
 }
 
 // settingsRequest is one setSettings request.
@@ -139,6 +140,12 @@ func (w *settingsWorker) apply(q *settingsRequest) {
 			q.replyError(providerproto.CodeInvalid, err.Error())
 			return
 		}
+		if err := w.admit(s); err != nil {
+			r.log.Warn("settings refused", "err", err)
+			q.replyError(providerproto.CodeFailed, err.Error())
+			r.requestStop(providerproto.StopConfigurationFailed, newError(CodeSettingsRefused, err.Error()))
+			return
+		}
 		cfg = netcfg.FromSettings(s)
 		cfg.EnforceRoutes = r.conf.EnforceRoutes
 	}
@@ -173,6 +180,27 @@ func (w *settingsWorker) apply(q *settingsRequest) {
 	}
 }
 
+// admit asks Config.Admit whether s may be applied.
+func (w *settingsWorker) admit(s *netsettings.Settings) error {
+	if w.r.cfg.Admit == nil {
+		return nil
+	}
+	if err := w.r.cfg.Admit(s); err != nil {
+		return err
+	}
+	w.admitted = true
+	return nil
+}
+
+// release tells Config.Admit that no settings apply any more.
+func (w *settingsWorker) release() {
+	if w.r.cfg.Admit == nil || !w.admitted {
+		return
+	}
+	w.admitted = false
+	_ = w.r.cfg.Admit(nil)
+}
+
 // set brings the system to cfg (nil: no settings), creating the device
 // and the network on first use. The reply describes the device when its
 // descriptor is still to be handed over.
@@ -185,6 +213,7 @@ func (w *settingsWorker) set(cfg *netcfg.Config) (*providerproto.SetSettingsRepl
 			}
 		}
 		w.applied = nil
+		w.release()
 		return &providerproto.SetSettingsReply{}, nil
 	}
 	if w.dev == nil {
@@ -269,5 +298,6 @@ func (w *settingsWorker) close() error {
 		}
 		w.dev = nil
 	}
+	w.release()
 	return errors.Join(errs...)
 }
