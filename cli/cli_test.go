@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,10 +37,10 @@ var now = localapitest.Epoch.Add(time.Hour + 2*time.Minute + 3*time.Second)
 type env struct {
 	be     *localapitest.Backend
 	sock   string
-	reader bool // the caller may only read
+	reader atomic.Bool // the caller may only read
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "netext-cli")
 	if err != nil {
@@ -54,7 +56,7 @@ func newEnv(t *testing.T) *env {
 		User: "netext-provider", Kind: "packet"})
 	srv := localapi.New(e.be, localapi.Options{Events: events, Group: "netext-test-none",
 		Identify: func(net.Conn) (localapi.Identity, error) {
-			if e.reader {
+			if e.reader.Load() {
 				return localapi.Identity{UID: 1000, GID: 1000, PID: 7}, nil
 			}
 			return localapi.Identity{PID: 7}, nil
@@ -72,7 +74,7 @@ func newEnv(t *testing.T) *env {
 
 // seed saves "home" (disabled, no secret) and "office" (enabled, with a
 // secret).
-func (e *env) seed(t *testing.T) {
+func (e *env) seed(t testing.TB) {
 	t.Helper()
 	ctx := context.Background()
 	secret := apitype.Secret("hunter2")
@@ -193,7 +195,7 @@ func TestGolden(t *testing.T) {
 		{name: "message-stdin", args: []string{"message", "office", "-"}, stdin: "from stdin\n", setup: start("office")},
 		{name: "message-not-running", args: []string{"message", "office", "ping"}, code: cli.ExitConflict},
 		{name: "providers", args: []string{"providers"}},
-		{name: "forbidden", args: []string{"start", "office"}, setup: func(e *env) { e.reader = true }, code: cli.ExitForbidden},
+		{name: "forbidden", args: []string{"start", "office"}, setup: func(e *env) { e.reader.Store(true) }, code: cli.ExitForbidden},
 		{name: "unreachable", args: []string{"--socket", "/nonexistent/netextd.sock", "status"}, code: cli.ExitUnreachable},
 		{name: "unknown-command", args: []string{"frob"}, code: cli.ExitUsage, noJSON: true},
 		{name: "too-many-args", args: []string{"status", "a", "b"}, code: cli.ExitUsage},
@@ -363,5 +365,23 @@ func TestProgress(t *testing.T) {
 		Client: &client.Client{Socket: e.sock}, Terminal: &yes})
 	if stderr.Len() != 0 {
 		t.Errorf("progress with --json: %q", stderr.String())
+	}
+}
+
+// BenchmarkStart measures "netext start NAME" until connected, and "netext
+// stop", against the in-memory backend: the API's and CLI's own overhead.
+func BenchmarkStartStop(b *testing.B) {
+	e := newEnv(b)
+	e.seed(b)
+	no := false
+	opts := cli.Options{Stdout: io.Discard, Stderr: io.Discard, Client: &client.Client{Socket: e.sock}, Terminal: &no}
+	ctx := context.Background()
+	for b.Loop() {
+		if code := cli.Run(ctx, []string{"start", "office"}, opts); code != 0 {
+			b.Fatalf("start: exit %d", code)
+		}
+		if code := cli.Run(ctx, []string{"stop", "office"}, opts); code != 0 {
+			b.Fatalf("stop: exit %d", code)
+		}
 	}
 }
