@@ -29,8 +29,8 @@ func next(t *testing.T, w *client.Watcher) apitype.Event {
 	return ev
 }
 
-// brief renders an event as "type seq name status".
-func brief(ev apitype.Event) string {
+// summarize renders an event as "type seq name status".
+func summarize(ev apitype.Event) string {
 	s := fmt.Sprintf("%s %d", ev.Type, ev.Seq)
 	if ev.Status != nil {
 		s += " " + ev.Status.Name + " " + string(ev.Status.Status)
@@ -71,7 +71,7 @@ func TestWatchOrdering(t *testing.T) {
 	}
 	var got []string
 	for range want {
-		got = append(got, brief(next(t, w)))
+		got = append(got, summarize(next(t, w)))
 	}
 	if diff := cmp.Diff(got, want); diff != "" {
 		t.Errorf("events (-got +want):\n%s", diff)
@@ -116,7 +116,7 @@ func TestWatchResume(t *testing.T) {
 			defer w.Close()
 			var got []string
 			for range tt.want {
-				got = append(got, brief(next(t, w)))
+				got = append(got, summarize(next(t, w)))
 			}
 			if diff := cmp.Diff(got, tt.want); diff != "" {
 				t.Errorf("events (-got +want):\n%s", diff)
@@ -199,11 +199,11 @@ func TestWatchSlowReader(t *testing.T) {
 	defer w.Close()
 	for seq := last + 1; seq <= changes; seq++ {
 		if ev := next(t, w); ev.Type != apitype.EventChange || ev.Seq != seq {
-			t.Fatalf("resumed stream: %s, want change %d", brief(ev), seq)
+			t.Fatalf("resumed stream: %s, want change %d", summarize(ev), seq)
 		}
 	}
 	if ev := next(t, w); ev.Type != apitype.EventSynced || ev.Reset || ev.Seq != changes {
-		t.Fatalf("resumed stream: %s, want synced %d", brief(ev), changes)
+		t.Fatalf("resumed stream: %s, want synced %d", summarize(ev), changes)
 	}
 }
 
