@@ -96,6 +96,18 @@ type Config struct {
 	// Software names this end as "name/version". A daemon sends it in its
 	// welcome.
 	Software string
+	// OnProtocolError, if not nil, is called once for every message that
+	// the peer sent in breach of the protocol and that the Conn dropped or
+	// refused (see "Protocol errors" in docs/provider-protocol.md), and for
+	// a first message of the provider that is not a valid hello. err says
+	// what was wrong. It is not called for unknown message types, for a
+	// provider and daemon that share no protocol version, nor for a late
+	// reply to a request given up on.
+	//
+	// It runs on the reader goroutine, before any error reply goes out,
+	// and must return promptly without waiting for the Conn, like a
+	// Handler. [Conn.ProtocolErrors] counts the same events.
+	OnProtocolError func(err error)
 }
 
 // Conn is one end of a protocol connection. It owns its socket and runs one
@@ -111,9 +123,14 @@ type Conn struct {
 	uc *net.UnixConn
 	rc syscall.RawConn
 
-	// sendMu serializes writes, so that the datagrams of one message are
-	// not interleaved with those of another. Lock order: sendMu, then mu.
-	sendMu sync.Mutex
+	onProtocolError func(error)
+	protocolErrors  atomic.Uint64
+
+	// sendTurn holds a token while a send writes, so that the datagrams of
+	// one message are not interleaved with those of another. Unlike a
+	// mutex, waiting for it ends with the sender's context. Order: a send
+	// takes its turn, then mu.
+	sendTurn chan struct{}
 
 	mu       sync.Mutex // guards the fields below
 	nextID   uint64
@@ -153,16 +170,18 @@ func New(f *os.File, cfg Config) (*Conn, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	c := &Conn{
-		role:      cfg.Role,
-		handler:   cfg.Handler,
-		log:       log,
-		software:  cfg.Software,
-		uc:        uc,
-		rc:        rc,
-		pending:   make(map[uint64]chan<- response),
-		helloDone: make(chan struct{}),
-		closing:   make(chan struct{}),
-		done:      make(chan struct{}),
+		role:            cfg.Role,
+		handler:         cfg.Handler,
+		log:             log,
+		software:        cfg.Software,
+		uc:              uc,
+		rc:              rc,
+		sendTurn:        make(chan struct{}, 1),
+		pending:         make(map[uint64]chan<- response),
+		onProtocolError: cfg.OnProtocolError,
+		helloDone:       make(chan struct{}),
+		closing:         make(chan struct{}),
+		done:            make(chan struct{}),
 	}
 	go c.readLoop()
 	return c, nil
@@ -196,6 +215,10 @@ func (c *Conn) Version() uint32 {
 	defer c.mu.Unlock()
 	return c.version
 }
+
+// ProtocolErrors returns the number of messages that the peer sent in breach
+// of the protocol so far: the events reported to Config.OnProtocolError.
+func (c *Conn) ProtocolErrors() uint64 { return c.protocolErrors.Load() }
 
 // Done returns a channel that is closed when the connection has closed and
 // its reader goroutine has exited.
@@ -405,6 +428,14 @@ func (c *Conn) WaitHello(ctx context.Context) (*Hello, error) {
 	}
 	select {
 	case <-c.helloDone:
+	case <-c.closing:
+	case <-ctx.Done():
+	}
+	// Whatever woke us, what is known about the handshake wins over the
+	// connection's end, and that over ctx: a failed handshake closes
+	// helloDone before it closes the connection.
+	select {
+	case <-c.helloDone:
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if c.helloErr != nil {
@@ -412,16 +443,14 @@ func (c *Conn) WaitHello(ctx context.Context) (*Hello, error) {
 		}
 		h := *c.hello
 		return &h, nil
-	case <-c.closing:
-		select {
-		case <-c.helloDone:
-			return c.WaitHello(ctx)
-		default:
-		}
-		return nil, fmt.Errorf("providerproto: waiting for hello: %w", c.Err())
-	case <-ctx.Done():
-		return nil, fmt.Errorf("providerproto: waiting for hello: %w", ctx.Err())
+	default:
 	}
+	select {
+	case <-c.closing:
+		return nil, fmt.Errorf("providerproto: waiting for hello: %w", c.Err())
+	default:
+	}
+	return nil, fmt.Errorf("providerproto: waiting for hello: %w", ctx.Err())
 }
 
 // Incoming is a request or notification received by a Conn.
@@ -483,6 +512,15 @@ func (in *Incoming) reply(m *Message, files []*os.File) error {
 
 // send writes one message, cut into datagrams, with files attached to the
 // last one.
+//
+// Sends take turns. ctx bounds both the wait for the turn and the writing:
+// a peer that reads nothing fills the socket, and a send stuck on it
+// returns when its ctx ends (through the socket's write deadline) or the
+// connection closes; so does every send waiting behind it. A message that
+// ctx interrupts after its first datagram leaves the peer holding part of
+// it, which nothing sent later could follow: the connection then closes,
+// and the error wraps both ctx's error and ErrClosed. A message
+// interrupted before its first datagram is simply not sent.
 func (c *Conn) send(ctx context.Context, m *Message, files []*os.File) error {
 	if len(files) > MaxFiles {
 		return fmt.Errorf("providerproto: %s: %d files exceed the limit of %d (MaxFiles)", m.Type, len(files), MaxFiles)
@@ -497,8 +535,20 @@ func (c *Conn) send(ctx context.Context, m *Message, files []*os.File) error {
 	}
 	defer runtime.KeepAlive(files)
 
-	c.sendMu.Lock()
-	defer c.sendMu.Unlock()
+	if err := c.Err(); err != nil {
+		return fmt.Errorf("%s: %w", m.Type, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("providerproto: sending %s: %w", m.Type, err)
+	}
+	select {
+	case c.sendTurn <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("providerproto: sending %s: waiting for an earlier message to go out: %w", m.Type, ctx.Err())
+	case <-c.closing:
+		return fmt.Errorf("%s: %w", m.Type, c.Err())
+	}
+	defer func() { <-c.sendTurn }()
 	if err := c.Err(); err != nil {
 		return fmt.Errorf("%s: %w", m.Type, err)
 	}
@@ -506,7 +556,8 @@ func (c *Conn) send(ctx context.Context, m *Message, files []*os.File) error {
 		return fmt.Errorf("providerproto: sending %s: %w", m.Type, err)
 	}
 	// A context that ends interrupts the write through the write deadline,
-	// which nobody else touches while sendMu is held.
+	// which nobody else touches during this send's turn. The deadline is
+	// reset before the turn passes on.
 	fired := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
 		_ = c.uc.SetWriteDeadline(time.Unix(1, 0))
@@ -536,6 +587,7 @@ func (c *Conn) send(ctx context.Context, m *Message, files []*os.File) error {
 				// The peer holds part of a message; nothing sent later
 				// could be read correctly.
 				c.shutdown(fmt.Errorf("sending %s interrupted after %d of %d datagrams: %w", m.Type, i, len(datagrams), err))
+				return fmt.Errorf("sending %s: %w", m.Type, c.Err())
 			}
 			if cerr := c.Err(); cerr != nil && ctx.Err() == nil {
 				return fmt.Errorf("sending %s: %w", m.Type, cerr)
@@ -584,13 +636,17 @@ func (c *Conn) readLoop() {
 		if fragment {
 			closeFiles(files)
 			if dropErr == nil {
-				msg = append(msg, buf[1:d.n]...)
+				msg = appendLimited(msg, buf[1:d.n])
 			}
 			continue
 		}
 		data := buf[:d.n]
-		if len(msg) > 0 {
-			data = append(msg, data...)
+		switch {
+		case len(msg) == 0:
+		case len(msg)+d.n <= MaxMessageSize:
+			data = appendLimited(msg, data)
+		default: // too large: the start of the text is enough to report it
+			data = msg
 		}
 		if dropErr != nil {
 			c.protocolError(data, files, dropErr)
@@ -620,8 +676,18 @@ func (c *Conn) protocolError(data []byte, files []*os.File, err error) {
 	}
 	_ = json.Unmarshal(data, &head)
 	c.log.Warn("providerproto: dropping a message that breaks the protocol", "type", head.Type, "id", head.ID, "bytes", len(data), "files", len(files), "err", err)
+	c.reportProtocolError(err)
 	if head.ID != 0 && head.Type != TypeReply && head.Type != "" {
 		c.replyError(head.ID, NewError(CodeProtocol, err.Error()))
+	}
+}
+
+// reportProtocolError counts a breach of the protocol by the peer and
+// passes it to Config.OnProtocolError.
+func (c *Conn) reportProtocolError(err error) {
+	c.protocolErrors.Add(1)
+	if c.onProtocolError != nil {
+		c.onProtocolError(err)
 	}
 }
 
@@ -699,6 +765,7 @@ func (c *Conn) deliver(m *Message, files []*os.File) {
 			c.log.Debug("providerproto: dropping a reply to an abandoned request", "id", m.ID)
 		} else {
 			c.log.Warn("providerproto: dropping a reply to an unknown request", "id", m.ID)
+			c.reportProtocolError(fmt.Errorf("reply to request %d, which was never sent", m.ID))
 		}
 		return
 	}
@@ -742,11 +809,14 @@ func (c *Conn) handleHello(m *Message, files []*os.File) {
 		return nil
 	}()
 	if err != nil {
+		c.log.Warn("providerproto: handshake failed", "err", err)
+		if IsCode(err, CodeProtocol) {
+			c.reportProtocolError(err)
+		}
 		var e *Error
 		if errors.As(err, &e) && m.ID != 0 && m.Type != TypeReply {
 			c.replyError(m.ID, e)
 		}
-		c.log.Warn("providerproto: handshake failed", "err", err)
 		c.mu.Lock()
 		c.helloErr = fmt.Errorf("providerproto: handshake: %w", err)
 		c.mu.Unlock()
@@ -774,6 +844,19 @@ func closeFiles(files []*os.File) {
 			_ = f.Close()
 		}
 	}
+}
+
+// appendLimited appends b to msg, a message being assembled, which never
+// holds more than MaxMessageSize bytes: unlike append, it never grows
+// msg's capacity beyond that, so that a peer cannot make the receiver
+// allocate more. The caller checks that the result fits.
+func appendLimited(msg, b []byte) []byte {
+	if need := len(msg) + len(b); need > cap(msg) {
+		grown := make([]byte, len(msg), min(max(need, 2*cap(msg)), max(need, MaxMessageSize)))
+		copy(grown, msg)
+		msg = grown
+	}
+	return append(msg, b...)
 }
 
 func boolInt(b bool) int {

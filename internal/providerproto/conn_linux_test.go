@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -104,6 +105,12 @@ type rawPeer struct {
 // newRaw returns a Conn with the given role and a raw peer for it.
 func newRaw(t *testing.T, role Role, h Handler) (*Conn, *rawPeer) {
 	t.Helper()
+	return newRawConfig(t, Config{Role: role, Handler: h})
+}
+
+// newRawConfig is newRaw with more of the Conn's configuration.
+func newRawConfig(t *testing.T, cfg Config) (*Conn, *rawPeer) {
+	t.Helper()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -114,7 +121,9 @@ func newRaw(t *testing.T, role Role, h Handler) (*Conn, *rawPeer) {
 	}
 	r := &rawPeer{t: t, fd: fds[1]}
 	t.Cleanup(func() { unix.Close(r.fd) })
-	c, err := New(os.NewFile(uintptr(fds[0]), "test"), Config{Role: role, Handler: h, Logger: testLogger(t).With("end", role), Software: "netextd/test"})
+	cfg.Logger = testLogger(t).With("end", cfg.Role)
+	cfg.Software = "netextd/test"
+	c, err := New(os.NewFile(uintptr(fds[0]), "test"), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -468,7 +477,12 @@ func TestProtocolErrors(t *testing.T) {
 			in.Reply(nil)
 		}
 	}
-	c, raw := newRaw(t, RoleDaemon, handler)
+	var reported []error // by OnProtocolError, on the reader goroutine
+	c, raw := newRawConfig(t, Config{Role: RoleDaemon, Handler: handler, OnProtocolError: func(err error) {
+		mu.Lock()
+		reported = append(reported, err)
+		mu.Unlock()
+	}})
 	raw.hello()
 	before := countFDs(t)
 	pr, pw, err := os.Pipe()
@@ -489,6 +503,7 @@ func TestProtocolErrors(t *testing.T) {
 		datagrams []string
 		files     []*os.File // attached to the first datagram
 		wantCode  Code       // expected error reply to id 9 ("" for none)
+		allowed   bool       // not a protocol error: OnProtocolError is not called
 	}{
 		{name: "not JSON", datagrams: []string{`hello`}, files: many(2)},
 		{name: "array", datagrams: []string{`[1,2]`}},
@@ -504,8 +519,8 @@ func TestProtocolErrors(t *testing.T) {
 		{name: "too many files", datagrams: []string{`{"id":9,"type":"protect"}`}, files: many(MaxFiles + 2), wantCode: CodeProtocol},
 		{name: "files on a fragment", datagrams: []string{frag, `tings","body":{}}`}, files: many(1)},
 		{name: "second hello", datagrams: []string{`{"id":9,"type":"hello","body":{"protocolVersion":1,"minProtocolVersion":1}}`}, wantCode: CodeProtocol},
-		{name: "unknown request", datagrams: []string{`{"id":9,"type":"fromTheFuture","body":{"x":1}}`}, files: many(1), wantCode: CodeUnsupported},
-		{name: "unknown notification", datagrams: []string{`{"type":"fromTheFuture"}`}, files: many(1)},
+		{name: "unknown request", datagrams: []string{`{"id":9,"type":"fromTheFuture","body":{"x":1}}`}, files: many(1), wantCode: CodeUnsupported, allowed: true},
+		{name: "unknown notification", datagrams: []string{`{"type":"fromTheFuture"}`}, files: many(1), allowed: true},
 		{name: "datagram too large", datagrams: []string{`{"id":9,"type":"setSettings","body":{"s":"` + strings.Repeat("a", MaxDatagramSize) + `"}}`}, files: many(1)},
 		{name: "message too large", datagrams: append(append([]string{"+" + `{"id":9,"type":"setSettings","body":{"s":"`},
 			slicesRepeat("+"+strings.Repeat("a", MaxDatagramSize-1), MaxMessageSize/(MaxDatagramSize-1))...), `"}}`), wantCode: CodeProtocol}, // the head is intact, so the request gets an error
@@ -513,6 +528,9 @@ func TestProtocolErrors(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			mu.Lock()
+			reported = reported[:0]
+			mu.Unlock()
 			for j, dg := range tt.datagrams {
 				var files []*os.File
 				if j == 0 {
@@ -535,7 +553,21 @@ func TestProtocolErrors(t *testing.T) {
 			if m.ID != id || m.Error != nil {
 				t.Fatalf("got %+v (error %+v), want the reply to %d", m, m.Error, id)
 			}
+			// The reader goroutine reported the bad message before it
+			// read the valid one.
+			mu.Lock()
+			defer mu.Unlock()
+			want := 1
+			if tt.allowed {
+				want = 0
+			}
+			if len(reported) != want {
+				t.Errorf("OnProtocolError called %d times (%v), want %d", len(reported), reported, want)
+			}
 		})
+	}
+	if got, want := c.ProtocolErrors(), uint64(len(tests)-2); got != want {
+		t.Errorf("ProtocolErrors() = %d, want %d", got, want)
 	}
 	pr.Close()
 	pw.Close()
@@ -876,5 +908,226 @@ func TestFromEnv(t *testing.T) {
 		if _, err := FromEnv(Config{Role: RoleProvider}); err == nil || !strings.Contains(err.Error(), EnvFD) {
 			t.Errorf("%s=%s: %v", EnvFD, v, err)
 		}
+	}
+}
+
+// close closes the raw peer's end early; the cleanup then does nothing.
+func (r *rawPeer) close() {
+	unix.Close(r.fd)
+	r.fd = -1
+}
+
+// waitWriting waits until c has written something that its peer has not
+// read yet: then a send holds c's turn to write.
+func waitWriting(t *testing.T, c *Conn) {
+	t.Helper()
+	deadline := time.Now().Add(testTimeout)
+	for {
+		var (
+			n    int
+			ierr error
+		)
+		if err := c.rc.Control(func(fd uintptr) { n, ierr = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ) }); err != nil {
+			t.Fatal(err)
+		}
+		if ierr != nil {
+			t.Fatalf("SIOCOUTQ: %v", ierr)
+		}
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("nothing was written")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// A send waiting for its turn behind a send that is stuck (on a peer that
+// reads nothing) returns when its context ends or the connection closes.
+func TestSendWaitingForTurn(t *testing.T) {
+	replied := make(chan error, 1)
+	c, raw := newRaw(t, RoleProvider, func(in *Incoming) {
+		// The raw peer reads nothing: this reply, larger than the
+		// socket's buffer, blocks for good. Replies have no context.
+		replied <- in.Reply(&AppMessage{Data: make([]byte, 700<<10)})
+	})
+	raw.send(`{"id":1,"type":"appMessage","body":{}}`)
+	waitWriting(t, c)
+
+	canceled, cancel := context.WithCancel(testContext(t))
+	cancel()
+	short, cancel := context.WithTimeout(testContext(t), 20*time.Millisecond)
+	defer cancel()
+	tests := []struct {
+		name string
+		ctx  context.Context
+		send func(context.Context) error
+		want error
+	}{
+		{name: "notify, context done already", ctx: canceled, want: context.Canceled,
+			send: func(ctx context.Context) error { return c.Notify(ctx, TypeReasserting, &Reasserting{Value: true}) }},
+		{name: "notify, deadline while waiting", ctx: short, want: context.DeadlineExceeded,
+			send: func(ctx context.Context) error { return c.Notify(ctx, TypeReasserting, &Reasserting{Value: true}) }},
+		{name: "request, deadline while waiting", ctx: short, want: context.DeadlineExceeded,
+			send: func(ctx context.Context) error {
+				_, err := c.Request(ctx, TypeSetSettings, &SetSettings{Settings: json.RawMessage(`null`)})
+				return err
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			errc := make(chan error, 1)
+			go func() { errc <- tt.send(tt.ctx) }()
+			select {
+			case err := <-errc:
+				if !errors.Is(err, tt.want) {
+					t.Errorf("got %v, want %v", err, tt.want)
+				}
+				t.Logf("send: %v", err)
+			case <-time.After(testTimeout):
+				t.Fatal("the send waited for its turn past the end of its context")
+			}
+		})
+	}
+	if c.Err() != nil {
+		t.Fatalf("connection closed: %v", c.Err())
+	}
+
+	// A send without a deadline waits until the connection closes.
+	errc := make(chan error, 1)
+	go func() { errc <- c.Notify(context.Background(), TypeReasserting, &Reasserting{Value: false}) }()
+	c.Close()
+	for _, ch := range []chan error{errc, replied} {
+		select {
+		case err := <-ch:
+			if !errors.Is(err, ErrClosed) {
+				t.Errorf("send after Close: %v, want ErrClosed", err)
+			}
+		case <-time.After(testTimeout):
+			t.Fatal("a send outlived Close")
+		}
+	}
+}
+
+// A message cut short when its context ends leaves the peer with part of
+// it, so the connection closes rather than send anything after it.
+func TestSendInterruptedMidMessage(t *testing.T) {
+	c, raw := newRaw(t, RoleProvider, nil)
+	ctx, cancel := context.WithCancel(testContext(t))
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		// Larger than the socket's buffer: the peer reads nothing, so
+		// only part of it goes out.
+		errc <- c.Notify(ctx, TypeReasserting, json.RawMessage(`{"s":"`+strings.Repeat("a", 900<<10)+`"}`))
+	}()
+	waitWriting(t, c)
+	cancel()
+	var err error
+	select {
+	case err = <-errc:
+	case <-time.After(testTimeout):
+		t.Fatal("the send ignored the end of its context")
+	}
+	t.Logf("send: %v", err)
+	if !errors.Is(err, context.Canceled) || !errors.Is(err, ErrClosed) {
+		t.Fatalf("send: %v, want context.Canceled and ErrClosed", err)
+	}
+	<-c.Done()
+	if err := c.Err(); !errors.Is(err, ErrClosed) || !strings.Contains(err.Error(), "interrupted after") {
+		t.Errorf("Err() = %v", err)
+	}
+	// The peer gets the pieces that went out, then end of file, and never
+	// a complete message.
+	buf := make([]byte, MaxDatagramSize)
+	pieces := 0
+	for {
+		n, _, _, _, err := unix.Recvmsg(raw.fd, buf, nil, 0)
+		if err != nil {
+			t.Fatalf("recvmsg: %v", err)
+		}
+		if n == 0 {
+			break
+		}
+		if buf[0] != fragmentMarker {
+			t.Fatalf("datagram %d is the last of a message: %.40q", pieces, buf[:n])
+		}
+		pieces++
+	}
+	if pieces == 0 {
+		t.Error("no datagram went out")
+	}
+}
+
+// WaitHello reports the handshake's result, or why the connection closed,
+// also when its context is done: a done context never hides them.
+func TestWaitHelloDoneContext(t *testing.T) {
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	t.Run("handshake failed", func(t *testing.T) {
+		d, raw := newRaw(t, RoleDaemon, nil)
+		raw.send(`{"id":1,"type":"setSettings","body":{"settings":null}}`)
+		raw.recv()
+		<-d.Done()
+		for range 100 {
+			if _, err := d.WaitHello(canceled); !IsCode(err, CodeProtocol) {
+				t.Fatalf("WaitHello: %v, want the handshake's protocol error", err)
+			}
+		}
+	})
+	t.Run("peer closed", func(t *testing.T) {
+		d, raw := newRaw(t, RoleDaemon, nil)
+		raw.close()
+		<-d.Done()
+		for range 100 {
+			if _, err := d.WaitHello(canceled); !errors.Is(err, ErrPeerClosed) {
+				t.Fatalf("WaitHello: %v, want ErrPeerClosed", err)
+			}
+		}
+	})
+	t.Run("handshake done", func(t *testing.T) {
+		d, raw := newRaw(t, RoleDaemon, nil)
+		raw.hello()
+		if _, err := d.WaitHello(testContext(t)); err != nil {
+			t.Fatal(err)
+		}
+		for range 100 {
+			if _, err := d.WaitHello(canceled); err != nil {
+				t.Fatalf("WaitHello: %v, want the hello", err)
+			}
+		}
+	})
+}
+
+// A failed handshake is a protocol error when the provider broke the
+// protocol, not when the two ends share no version.
+func TestHandshakeProtocolErrors(t *testing.T) {
+	tests := []struct {
+		name  string
+		hello string
+		want  uint64
+	}{
+		{name: "not hello", hello: `{"id":1,"type":"setSettings","body":{"settings":null}}`, want: 1},
+		{name: "notification", hello: `{"type":"hello","body":{"protocolVersion":1,"minProtocolVersion":1}}`, want: 1},
+		{name: "malformed", hello: `{"id":1,"type":"hello","body":{"protocolVersion":1}}`, want: 1},
+		{name: "no common version", hello: `{"id":1,"type":"hello","body":{"protocolVersion":9,"minProtocolVersion":8}}`, want: 0},
+		{name: "fine", hello: `{"id":1,"type":"hello","body":{"protocolVersion":1,"minProtocolVersion":1}}`, want: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var calls atomic.Int32
+			d, raw := newRawConfig(t, Config{Role: RoleDaemon, OnProtocolError: func(err error) {
+				calls.Add(1)
+				t.Logf("OnProtocolError: %v", err)
+			}})
+			raw.send(tt.hello)
+			if _, err := d.WaitHello(testContext(t)); err != nil {
+				t.Logf("WaitHello: %v", err)
+			}
+			if got := d.ProtocolErrors(); got != tt.want || uint64(calls.Load()) != tt.want {
+				t.Errorf("ProtocolErrors() = %d, OnProtocolError called %d times, want %d", got, calls.Load(), tt.want)
+			}
+		})
 	}
 }
