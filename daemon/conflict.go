@@ -1,0 +1,84 @@
+package daemon
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/netext/netext/netsettings"
+)
+
+// claim is what a session's settings take for themselves: the included
+// routes and the DNS the other sessions must not have too.
+type claim struct {
+	routes     []netip.Prefix // included routes, both families
+	dnsDefault bool           // the DNS servers become the default resolver
+	dnsDomains []string       // the DNS match domains, lower case, without the final dot
+}
+
+// claimOf returns the claim of valid settings s.
+func claimOf(s *netsettings.Settings) *claim {
+	c := &claim{}
+	for _, f := range []netsettings.Family{netsettings.IPv4, netsettings.IPv6} {
+		if ip := s.IP(f); ip != nil {
+			for _, r := range ip.IncludedRoutes {
+				c.routes = append(c.routes, r.Destination.Masked())
+			}
+		}
+	}
+	if s.DNS != nil {
+		switch {
+		case s.IncludesDefaultRoute(netsettings.IPv4) || s.IncludesDefaultRoute(netsettings.IPv6) || s.DNS.MatchDomains == nil:
+			c.dnsDefault = true
+		default:
+			for _, d := range s.DNS.MatchDomains {
+				d = strings.TrimSuffix(strings.ToLower(d), ".")
+				if d == "" {
+					c.dnsDefault = true
+					continue
+				}
+				c.dnsDomains = append(c.dnsDomains, d)
+			}
+		}
+	}
+	return c
+}
+
+// clash describes what a (of the session named aName) and b (of bName)
+// both claim, or returns "" when they do not clash. Two included routes
+// clash when they overlap: the session whose rules come first would take
+// the traffic of both, whichever route is more specific.
+func clash(aName string, a *claim, bName string, b *claim) string {
+	var what []string
+	for _, ra := range a.routes {
+		for _, rb := range b.routes {
+			if ra.Overlaps(rb) {
+				if ra == rb {
+					what = append(what, fmt.Sprintf("both route %v", ra))
+				} else {
+					what = append(what, fmt.Sprintf("route %v of %q overlaps route %v of %q", ra, aName, rb, bName))
+				}
+			}
+		}
+	}
+	if a.dnsDefault && b.dnsDefault {
+		what = append(what, "both want to be the default DNS resolver")
+	}
+	for _, da := range a.dnsDomains {
+		for _, db := range b.dnsDomains {
+			if inDomain(da, db) || inDomain(db, da) {
+				what = append(what, fmt.Sprintf("DNS domain %q of %q overlaps DNS domain %q of %q", da, aName, db, bName))
+			}
+		}
+	}
+	const most = 3
+	if len(what) > most {
+		what = append(what[:most], fmt.Sprintf("and %d more", len(what)-most))
+	}
+	return strings.Join(what, "; ")
+}
+
+// inDomain reports whether name is domain or within it.
+func inDomain(name, domain string) bool {
+	return name == domain || strings.HasSuffix(name, "."+domain)
+}
