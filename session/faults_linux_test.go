@@ -31,26 +31,40 @@ type faultCase struct {
 	applied bool // the settings were applied before the fault
 }
 
-func shortTimeouts(c *Config) {
-	c.Timeouts.Hello = 300 * time.Millisecond
-	c.Timeouts.Start = 300 * time.Millisecond
-	c.Timeouts.Stop = 300 * time.Millisecond
-	c.Timeouts.Exit = 300 * time.Millisecond
+// shortTimeout shortens only the timeout a case is about, to 300ms. The
+// others keep their defaults, so that a loaded machine cannot trip them
+// and turn one fault into another.
+func shortTimeout(which string) func(*Config) {
+	return func(c *Config) {
+		const d = 300 * time.Millisecond
+		switch which {
+		case "hello":
+			c.Timeouts.Hello = d
+		case "start":
+			c.Timeouts.Start = d
+		case "stop":
+			c.Timeouts.Stop = d
+		case "exit":
+			c.Timeouts.Exit = d
+		default:
+			panic("shortTimeout: unknown timeout " + which)
+		}
+	}
 }
 
 var faultCases = []faultCase{
 	{name: "panic in start", mode: "panic-start", code: CodeProviderExited, msg: "provider exited with status 2 during start", applied: true},
-	{name: "hang in start", mode: "hang-start", config: shortTimeouts, code: CodeTimeout, msg: "provider did not answer start within 300ms", applied: true},
+	{name: "hang in start", mode: "hang-start", config: shortTimeout("start"), code: CodeTimeout, msg: "provider did not answer start within 300ms", applied: true},
 	{name: "exit in start", mode: "exit-start", code: CodeProviderExited, msg: "provider exited with status 4 during start", applied: true},
 	{name: "start fails", mode: "fail-start", code: CodeProviderFailed, msg: "server said no", applied: true},
 	{name: "invalid settings", mode: "invalid-settings", code: CodeProviderFailed, msg: `invalid settings: ipv4.addresses[0]: "10.0.0.300/24": `, prefix: true},
-	{name: "no hello", mode: "garbage-hello", config: shortTimeouts, code: CodeTimeout, msg: "provider did not say hello within 300ms"},
+	{name: "no hello", mode: "garbage-hello", config: shortTimeout("hello"), code: CodeTimeout, msg: "provider did not say hello within 300ms"},
 	{name: "no common version", mode: "newer", code: CodeProtocol,
 		msg: "provider handshake failed: unsupported: no common protocol version: provider speaks 2 to 3, daemon speaks 1 to 1"},
 	{name: "stop during start", mode: "wait-stop", stopInStart: true, applied: true},
 	{name: "exit while connected", action: map[string]any{"cmd": "exit", "code": 3}, code: CodeProviderExited, msg: "provider exited with status 3 while connected", applied: true},
-	{name: "hang in stop", mode: "hang-stop", config: shortTimeouts, stop: true, code: CodeTimeout, msg: "provider did not answer stop within 300ms", applied: true},
-	{name: "linger after stop", mode: "linger", config: shortTimeouts, stop: true, applied: true},
+	{name: "hang in stop", mode: "hang-stop", config: shortTimeout("stop"), stop: true, code: CodeTimeout, msg: "provider did not answer stop within 300ms", applied: true},
+	{name: "linger after stop", mode: "linger", config: shortTimeout("exit"), stop: true, applied: true},
 	{name: "message flood", action: map[string]any{"cmd": "flood"}, config: func(c *Config) {
 		c.Limits.MessageBurst, c.Limits.MessageRate = 100, 50
 	}, code: CodeProtocol, msg: "provider flooded the daemon: more than 100 messages at once (limit 50 per second)", applied: true},
