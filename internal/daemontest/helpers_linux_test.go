@@ -132,6 +132,9 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	dir, err := os.MkdirTemp(root, "t-")
+	if err == nil {
+		err = os.Chmod(dir, 0o755) // for the socket
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
