@@ -79,10 +79,10 @@ type parser struct {
 	peer      *Peer  // the peer being read
 	peerLine  int
 	seen      map[string]int // key (lower case) to the line that set it, per section
-	privLine  int  // line of a valid PrivateKey
-	privSeen  bool // a PrivateKey line was read, valid or not
-	addrBad   bool // an Address line had a bad value
-	peerLines []int // line of each peer's section header
+	privLine  int            // line of a valid PrivateKey
+	privSeen  bool           // a PrivateKey line was read, valid or not
+	addrBad   bool           // an Address line had a bad value
+	peerLines []int          // line of each peer's section header
 	allowed   []lineAllowed
 }
 

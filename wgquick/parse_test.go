@@ -193,7 +193,7 @@ func TestParseErrors(t *testing.T) {
 		{"FwMark garbage", file(nil, nil, "FwMark = 0xzz\n", ""), "f.conf:4: FwMark: 0xzz: want a 32-bit number or off"},
 		{"MTU twice", file(nil, nil, "MTU = 1420\nMTU = 1400\n", ""), "f.conf:5: MTU: set twice in one section (first on line 4)"},
 		{"second interface", file(nil, nil, "", "[Interface]\n"), "f.conf:8: [Interface]: a second [Interface] section (the first is on line 1)"},
-		{"same peer twice", file(nil, nil, "", "[Peer]\nPublicKey = " + peer1Pub + "\n"), "f.conf:8: PublicKey: " + peer1Pub + ": the peer of line 4 has the same key"},
+		{"same peer twice", file(nil, nil, "", "[Peer]\nPublicKey = "+peer1Pub+"\n"), "f.conf:8: PublicKey: " + peer1Pub + ": the peer of line 4 has the same key"},
 		{"own key as peer", file(nil, map[string]string{"PublicKey": ownPub}, "", ""), "f.conf:4: PublicKey: " + ownPub + ": this is the interface's own public key"},
 		{"several problems at once", file(map[string]string{"Address": "x"}, map[string]string{"AllowedIPs": "y"}, "", ""),
 			"f.conf:3: Address: x: want an address with an optional prefix length, such as 10.0.0.2/24 or fd00::2/64\nf.conf:6: AllowedIPs: y: want an address with an optional prefix length, such as 10.0.0.2/24 or fd00::2/64"},
