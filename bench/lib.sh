@@ -114,7 +114,7 @@ bench_start() {
 bench_wait_for() {
 	local name=$1 pattern=$2 secs=${3:-30} i
 	for ((i = 0; i < secs * 10; i++)); do
-		grep -q -- "$pattern" "$bench_work/$name.log" && return 0
+		grep -qs -- "$pattern" "$bench_work/$name.log" && return 0
 		sleep 0.1
 	done
 	cat "$bench_work/$name.log" >&2
