@@ -141,9 +141,11 @@ func (w *settingsWorker) apply(q *settingsRequest) {
 			return
 		}
 		if err := w.admit(s); err != nil {
+			// Stop first: the provider's reaction to the answer must
+			// not become the session's last error.
 			r.log.Warn("settings refused", "err", err)
-			q.replyError(providerproto.CodeFailed, err.Error())
 			r.requestStop(providerproto.StopConfigurationFailed, newError(CodeSettingsRefused, err.Error()))
+			q.replyError(providerproto.CodeFailed, err.Error())
 			return
 		}
 		cfg = netcfg.FromSettings(s)
