@@ -294,8 +294,11 @@ func (r *Reply) CloseFiles() { closeFiles(r.Files) }
 // An error reply is returned as an error that wraps an *Error. When ctx
 // ends first, Request returns ctx's error and abandons the request: the
 // connection stays usable, and a reply that comes later is dropped (its
-// files closed). When the connection closes, Request returns an error that
-// wraps ErrClosed and the cause.
+// files closed). ctx also bounds the sending, which waits while earlier
+// messages are going out and while the peer reads nothing; when ctx ends
+// after part of a long request went out, the connection closes (see
+// [Conn.Notify]). When the connection closes, Request returns an error
+// that wraps ErrClosed and the cause.
 func (c *Conn) Request(ctx context.Context, typ string, body any, files ...*os.File) (*Reply, error) {
 	if typ == TypeReply {
 		return nil, errors.New("providerproto: a request cannot have type reply")
@@ -364,7 +367,12 @@ func (r response) reply(typ string) (*Reply, error) {
 
 // Notify sends a notification. body and files are as for Request. It
 // returns once the message is in the socket, or with ctx's error if ctx
-// ends first.
+// ends first, whether it was waiting for earlier messages to go out or for
+// the peer to read. A message longer than MaxDatagramSize travels as
+// several datagrams; if ctx ends after some of them went out, the peer
+// holds part of a message and could not read the next one correctly, so
+// the connection closes: the error then wraps both ctx's error and
+// ErrClosed.
 func (c *Conn) Notify(ctx context.Context, typ string, body any, files ...*os.File) error {
 	if typ == TypeReply {
 		return errors.New("providerproto: a notification cannot have type reply")
@@ -480,7 +488,8 @@ func (in *Incoming) CloseFiles() { closeFiles(in.Files) }
 
 // Reply answers the request with a body (see [MarshalBody]) and files (at
 // most MaxFiles, still owned by the caller). It may be called from any
-// goroutine, once; it returns once the reply is in the socket.
+// goroutine, once; it returns once the reply is in the socket, which takes
+// as long as the peer reads nothing, or until the connection closes.
 func (in *Incoming) Reply(body any, files ...*os.File) error {
 	raw, err := MarshalBody(body)
 	if err != nil {
@@ -525,7 +534,7 @@ func (c *Conn) send(ctx context.Context, m *Message, files []*os.File) error {
 	if len(files) > MaxFiles {
 		return fmt.Errorf("providerproto: %s: %d files exceed the limit of %d (MaxFiles)", m.Type, len(files), MaxFiles)
 	}
-	data, err := Encode(m)
+	data, err := encode(m) // the body comes from MarshalBody, which checked it
 	if err != nil {
 		return fmt.Errorf("providerproto: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/netext/netext/netsettings"
 	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
 )
@@ -433,25 +435,33 @@ func newPipeNoCleanup(t *testing.T) (r, w *os.File) {
 }
 
 func TestLargeMessages(t *testing.T) {
-	echo := func(in *Incoming) { in.Reply(in.Body) }
-	d, p := newPair(t, echo, echo)
-	ctx := testContext(t)
-
 	// Fill the message up to the limit exactly, with '+' where the last
 	// datagram may start.
 	envelope := len(`{"id":2,"type":"setSettings","body":{"settings":{"s":""}}}`)
 	s := strings.Repeat("+", MaxMessageSize-envelope)
 	body := json.RawMessage(`{"settings":{"s":"` + s + `"}}`)
+	// The reply takes several datagrams too, but not the time of another
+	// message of MaxMessageSize.
+	reply := json.RawMessage(`{"s":"` + strings.Repeat("+", 1<<20) + `"}`)
+	daemon := func(in *Incoming) {
+		if !bytes.Equal(in.Body, body) {
+			in.ReplyError(fmt.Errorf("the daemon received a body of %d bytes, different from the %d sent", len(in.Body), len(body)))
+			return
+		}
+		in.Reply(reply)
+	}
+	d, p := newPair(t, daemon, func(in *Incoming) { in.Reply(nil) })
+	ctx := testContext(t)
 	r, err := p.Request(ctx, TypeSetSettings, body)
 	if err != nil {
 		t.Fatalf("request of MaxMessageSize: %v", err)
 	}
-	if !bytes.Equal(r.Body, body) {
-		t.Errorf("reply body differs (%d bytes, want %d)", len(r.Body), len(body))
+	if !bytes.Equal(r.Body, reply) {
+		t.Errorf("reply body differs (%d bytes, want %d)", len(r.Body), len(reply))
 	}
 
 	_, err = d.Request(ctx, TypeAppMessage, &AppMessage{Data: make([]byte, MaxMessageSize)})
-	if err == nil || !strings.Contains(err.Error(), "exceeds the limit of 1048576 bytes (MaxMessageSize)") {
+	if err == nil || !strings.Contains(err.Error(), "exceeds the limit of 16777216 bytes (MaxMessageSize)") {
 		t.Errorf("oversize request: %v, want an error naming the limit", err)
 	}
 	// The connection is still fine.
@@ -460,6 +470,55 @@ func TestLargeMessages(t *testing.T) {
 	}
 	if _, err := d.Request(ctx, TypeAppMessage, nil, make([]*os.File, MaxFiles+1)...); err == nil || !strings.Contains(err.Error(), "MaxFiles") {
 		t.Errorf("request with too many files: %v, want an error naming the limit", err)
+	}
+}
+
+// manyRoutes returns network settings with n routes, half IPv4 and half
+// IPv6, each with a gateway and the longest text, encoded as the SDK does.
+func manyRoutes(t *testing.T, n int) json.RawMessage {
+	t.Helper()
+	s := &netsettings.Settings{
+		TunnelRemoteAddress: "198.51.100.7",
+		IPv4:                &netsettings.IPSettings{Addresses: []netip.Prefix{netip.MustParsePrefix("10.8.0.2/32")}},
+		IPv6:                &netsettings.IPSettings{Addresses: []netip.Prefix{netip.MustParsePrefix("fd00:8::2/128")}},
+	}
+	gw4 := netip.MustParseAddr("100.100.100.100")
+	gw6 := netip.MustParseAddr("fd00:8:ffff:ffff:ffff:ffff:ffff:fff1")
+	for i := range n / 2 {
+		s.IPv4.IncludedRoutes = append(s.IPv4.IncludedRoutes, netsettings.Route{
+			Destination: netip.PrefixFrom(netip.AddrFrom4([4]byte{100 + byte(i>>16), byte(i >> 8), byte(i), 0}), 24),
+			Gateway:     gw4,
+		})
+		a := [16]byte{0x2a, 0x0f, 0xf1, 0xf1, 0xf1, 0xf1, 0xf1, 0xf1, 0xf1, 0xf1, 0xf1, 0xf1, 0xf1, 0x10 | byte(i>>16), 0x10 | byte(i>>8), 0x10 | byte(i)&0xf0}
+		s.IPv6.IncludedRoutes = append(s.IPv6.IncludedRoutes, netsettings.Route{Destination: netip.PrefixFrom(netip.AddrFrom16(a), 124), Gateway: gw6})
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// Settings with 100,000 routes fit in one setSettings message.
+func TestSettingsWithManyRoutes(t *testing.T) {
+	settings := manyRoutes(t, 100000)
+	t.Logf("settings with 100,000 routes: %d bytes (%.1f MiB) of JSON, limit %d", len(settings), float64(len(settings))/(1<<20), MaxMessageSize)
+	got := make(chan json.RawMessage, 1)
+	d, p := newPair(t, func(in *Incoming) {
+		var s SetSettings
+		if err := in.Decode(&s); err != nil {
+			in.ReplyError(NewError(CodeProtocol, err.Error()))
+			return
+		}
+		got <- s.Settings
+		in.Reply(&SetSettingsReply{})
+	}, nil)
+	defer closeConn(t, d)
+	if _, err := p.Request(testContext(t), TypeSetSettings, &SetSettings{Settings: settings}); err != nil {
+		t.Fatalf("setSettings: %v", err)
+	}
+	if s := <-got; !bytes.Equal(s, settings) {
+		t.Errorf("the daemon received %d bytes of settings, different from the %d sent", len(s), len(settings))
 	}
 }
 
@@ -523,7 +582,7 @@ func TestProtocolErrors(t *testing.T) {
 		{name: "unknown notification", datagrams: []string{`{"type":"fromTheFuture"}`}, files: many(1), allowed: true},
 		{name: "datagram too large", datagrams: []string{`{"id":9,"type":"setSettings","body":{"s":"` + strings.Repeat("a", MaxDatagramSize) + `"}}`}, files: many(1)},
 		{name: "message too large", datagrams: append(append([]string{"+" + `{"id":9,"type":"setSettings","body":{"s":"`},
-			slicesRepeat("+"+strings.Repeat("a", MaxDatagramSize-1), MaxMessageSize/(MaxDatagramSize-1))...), `"}}`), wantCode: CodeProtocol}, // the head is intact, so the request gets an error
+			slicesRepeat("+"+strings.Repeat("a", MaxDatagramSize-1), MaxMessageSize/(MaxDatagramSize-1)+1)...), `"}}`), wantCode: CodeProtocol}, // the head is intact, so the request gets an error
 		{name: "empty datagram with files", datagrams: []string{``}, files: many(1)},
 	}
 	for i, tt := range tests {

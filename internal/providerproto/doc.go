@@ -10,7 +10,8 @@
 // exec.Cmd.ExtraFiles). The environment variable NETEXT_PROVIDER_FD ([EnvFD])
 // may name another number; [FromEnv] opens it.
 //
-// A message is one UTF-8 JSON object of at most 1 MiB ([MaxMessageSize]).
+// A message is one UTF-8 JSON object of at most 16 MiB ([MaxMessageSize]),
+// enough for network settings with 100,000 routes.
 // It travels as one datagram when it fits in 64 KiB ([MaxDatagramSize]),
 // and otherwise as several: every datagram but the last starts with the
 // byte '+', which is not part of the message, and the last datagram never
@@ -50,6 +51,18 @@
 // notifications to a [Handler], in order; [Incoming.Reply] answers a request
 // from any goroutine. [Conn.Hello] and [Conn.WaitHello] are the two sides of
 // the handshake. [Conn.Close] fails pending requests with [ErrClosed].
+//
+// Sends take turns on the socket. A peer that reads nothing makes sends
+// block; the context of [Conn.Request] and [Conn.Notify] bounds both the
+// wait for the turn and the writing. A message cut short after its first
+// datagram closes the connection, because the peer could not make sense of
+// anything after it. Replies ([Incoming.Reply]) have no context and end
+// only with the connection.
+//
+// A message that breaks the protocol is dropped (and a request answered
+// with [CodeProtocol]); the connection stays open. [Config.OnProtocolError]
+// hears of each one and [Conn.ProtocolErrors] counts them, so that the
+// daemon can end a session whose provider misbehaves.
 //
 // The package is Linux only; elsewhere [New] and [Socketpair] return
 // errors.ErrUnsupported.

@@ -94,7 +94,7 @@ func TestEncode(t *testing.T) {
 		{name: "reply without id", in: &Message{Type: "reply"}, wantErr: "id: a reply needs"},
 		{name: "body not object", in: &Message{Type: "x", Body: json.RawMessage(`1`)}, wantErr: "body: must be"},
 		{name: "too large", in: &Message{Type: "x", Body: json.RawMessage(`{"s":"` + strings.Repeat("a", MaxMessageSize) + `"}`)},
-			wantErr: "exceeds the limit of 1048576 bytes (MaxMessageSize)"},
+			wantErr: "exceeds the limit of 16777216 bytes (MaxMessageSize)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -166,7 +166,7 @@ func TestSplitDatagrams(t *testing.T) {
 		{name: "small", in: []byte(`{"type":"wake"}`), n: 1},
 		{name: "exactly one datagram", in: big('a', MaxDatagramSize), n: 1},
 		{name: "one byte more", in: big('a', MaxDatagramSize+1), n: 2},
-		{name: "largest message", in: big('a', MaxMessageSize), n: 17},
+		{name: "largest message", in: big('a', MaxMessageSize), n: 257}, // 256 pieces of 64 KiB - 1 and the rest
 		{name: "last datagram would start with the marker", in: plusTail, n: 5},
 	}
 	for _, tt := range tests {
@@ -175,7 +175,7 @@ func TestSplitDatagrams(t *testing.T) {
 			if len(ds) != tt.n {
 				t.Errorf("got %d datagrams, want %d", len(ds), tt.n)
 			}
-			var joined []byte
+			joined := make([]byte, 0, len(tt.in))
 			for i, d := range ds {
 				if len(d) > MaxDatagramSize {
 					t.Errorf("datagram %d has %d bytes, more than %d", i, len(d), MaxDatagramSize)
@@ -381,4 +381,48 @@ func FuzzDecode(f *testing.F) {
 			t.Errorf("body changed in round trip: %s vs %s", c1.Bytes(), c2.Bytes())
 		}
 	})
+}
+
+// A message assembled from datagrams never takes more memory than
+// MaxMessageSize, however its pieces come.
+func TestAppendLimited(t *testing.T) {
+	// with returns n bytes of 'a' with capacity n: a message assembled so
+	// far.
+	with := func(n int) []byte { return bytes.Repeat([]byte{'a'}, n)[:n:n] }
+	tests := []struct {
+		name    string
+		msg     []byte
+		piece   int
+		wantCap int // 0: anything from the length to MaxMessageSize
+	}{
+		{name: "first piece", msg: nil, piece: MaxDatagramSize - 1, wantCap: MaxDatagramSize - 1},
+		{name: "doubles", msg: with(1000), piece: 10, wantCap: 2000},
+		{name: "grows to the piece", msg: with(10), piece: 1000, wantCap: 1010},
+		{name: "past half the limit", msg: with(MaxMessageSize/2 + 10), piece: MaxDatagramSize - 1, wantCap: MaxMessageSize},
+		{name: "to the limit exactly", msg: with(MaxMessageSize - 100), piece: 100, wantCap: MaxMessageSize},
+		{name: "room left", msg: with(100)[:50], piece: 50, wantCap: 100},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			piece := bytes.Repeat([]byte{'b'}, tt.piece)
+			want := append(bytes.Clone(tt.msg), piece...)
+			got := appendLimited(tt.msg, piece)
+			if !bytes.Equal(got, want) {
+				t.Fatalf("got %d bytes, want %d bytes, the piece after the message", len(got), len(want))
+			}
+			if cap(got) != tt.wantCap {
+				t.Errorf("capacity %d, want %d", cap(got), tt.wantCap)
+			}
+		})
+	}
+
+	// A whole message, piece by piece.
+	var msg []byte
+	piece := bytes.Repeat([]byte{'c'}, MaxDatagramSize-1)
+	for len(msg) < MaxMessageSize {
+		msg = appendLimited(msg, piece[:min(len(piece), MaxMessageSize-len(msg))])
+		if cap(msg) > MaxMessageSize {
+			t.Fatalf("after %d bytes: capacity %d, more than MaxMessageSize", len(msg), cap(msg))
+		}
+	}
 }
