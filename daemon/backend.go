@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -233,6 +234,10 @@ func (b *backend) onStatus(r *run, st session.Status) {
 	case session.Disconnected:
 		r.unsub()
 		err = b.journal.remove(name)
+		// A run leaves garbage of several MiB (the device's buffers
+		// among it); give it back now rather than minutes later, so
+		// an idle daemon stays small.
+		debug.FreeOSMemory()
 	case session.Connected, session.Reasserting, session.Disconnecting:
 		err = b.journal.update(name, func(e *journalEntry) { e.State = st.State.String() })
 	}

@@ -59,6 +59,7 @@ func Run(ctx context.Context, cfg Config) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(serveCtx, ln) }()
 
+	debug.FreeOSMemory() // the garbage of the start-up
 	if err := sdNotify("READY=1"); err != nil {
 		log.Warn("telling systemd netextd is ready", "err", err)
 	}
