@@ -156,9 +156,10 @@ func (r *run) start() error {
 		Env:       r.cfg.Provider.Env,
 		Logger:    r.log.With("provider", r.cfg.Provider.Path),
 		Conn: providerproto.Config{
-			Handler:  r.handle,
-			Logger:   slog.New(&protocolErrorCounter{Handler: r.log.Handler(), r: r}),
-			Software: r.cfg.Software,
+			Handler:         r.handle,
+			Logger:          r.log,
+			OnProtocolError: r.protocolError,
+			Software:        r.cfg.Software,
 		},
 	})
 	if err != nil {
@@ -450,38 +451,11 @@ func (r *run) notify(ctx context.Context, typ string, body any) error {
 	return nil
 }
 
-// protocolErrorCounter passes the connection's log on and counts its
-// warnings, which report messages that break the protocol. It kills a
-// provider with more than Limits.ProtocolErrors of them, and counts them
-// against the message limit too.
-type protocolErrorCounter struct {
-	slog.Handler
-	r *run
-}
-
-func (h *protocolErrorCounter) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= slog.LevelWarn || h.Handler.Enabled(ctx, l)
-}
-
-func (h *protocolErrorCounter) Handle(ctx context.Context, rec slog.Record) error {
-	if rec.Level >= slog.LevelWarn {
-		h.r.protocolError(rec)
-	}
-	if !h.Handler.Enabled(ctx, rec.Level) {
-		return nil
-	}
-	return h.Handler.Handle(ctx, rec)
-}
-
-func (h *protocolErrorCounter) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return &protocolErrorCounter{Handler: h.Handler.WithAttrs(attrs), r: h.r}
-}
-
-func (h *protocolErrorCounter) WithGroup(name string) slog.Handler {
-	return &protocolErrorCounter{Handler: h.Handler.WithGroup(name), r: h.r}
-}
-
-func (r *run) protocolError(rec slog.Record) {
+// protocolError counts a message of the provider that broke the protocol;
+// the connection calls it from its reader goroutine. It kills a provider
+// with more than Limits.ProtocolErrors of them, and counts them against
+// the message limit too.
+func (r *run) protocolError(err error) {
 	r.mu.Lock()
 	r.protoErrs++
 	n, killed := r.protoErrs, r.killed
@@ -489,13 +463,7 @@ func (r *run) protocolError(rec slog.Record) {
 	if killed {
 		return
 	}
-	var last string
-	rec.Attrs(func(a slog.Attr) bool {
-		if a.Key == "err" {
-			last = a.Value.String()
-		}
-		return true
-	})
+	last := err.Error()
 	switch {
 	case n > r.cfg.Limits.ProtocolErrors:
 		r.kill(newError(CodeProtocol, fmt.Sprintf("provider broke the protocol %d times; the last time: %s", n, last)))
