@@ -49,6 +49,7 @@ type hostReply struct {
 	Err       string          `json:"err,omitempty"`
 	State     string          `json:"state"`
 	LastError string          `json:"lastError,omitempty"`
+	LastCode  string          `json:"lastCode,omitempty"`
 	PID       int             `json:"pid,omitempty"`  // the provider process of the latest start
 	Data      json.RawMessage `json:"data,omitempty"` // the answer to an app message
 }
@@ -109,6 +110,10 @@ func hostMain() int {
 		r.State = st.State.String()
 		if st.LastError != nil {
 			r.LastError = st.LastError.Error()
+			var se *session.Error
+			if errors.As(st.LastError, &se) {
+				r.LastCode = string(se.Code)
+			}
 		}
 		mu.Lock()
 		r.PID = pid

@@ -23,6 +23,7 @@ import (
 	"github.com/netext/netext/internal/providerproto"
 	"github.com/netext/netext/netcfg"
 	"github.com/netext/netext/providers/sample"
+	"github.com/netext/netext/session"
 )
 
 // The sample tunnel's addresses and names.
@@ -52,7 +53,9 @@ const transferSize = 8 << 20
 // sample provider as nobody with the default routes of both families in
 // the tunnel. It checks reachability and data through the tunnel, where
 // the provider's own packets go, that the provider has no privilege, an
-// app message, and that Stop leaves the client namespace as it was. It
+// app message, and that Stop leaves the client namespace as it was; then
+// a second start, whose provider is killed, which must leave the
+// namespace as it was too. It
 // runs once with the server's IPv4 underlay address and once with its IPv6
 // one.
 func TestSampleTunnel(t *testing.T) {
@@ -164,20 +167,38 @@ func testSampleTunnel(t *testing.T, underlay6 bool) {
 	if r.Err != "" || r.State != "disconnected" || r.LastError != "" {
 		t.Fatalf("stop: %+v, want disconnected without error", r)
 	}
-	// The process is gone, and reaped, once Stop has returned; allow the
-	// kernel a moment to remove its /proc entry.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); os.IsNotExist(err) {
-			break
-		}
+	waitGone(t, pid)
+	if diff := cmp.Diff(before, tp.Client.Snapshot(t)); diff != "" {
+		t.Errorf("client namespace changed (-before +after):\n%s", diff)
+	}
+
+	// A second start runs a fresh provider, which the server takes as a
+	// new session; killing it ends the session with the matching error,
+	// and the namespace is restored again.
+	r = h.call(t, "start")
+	if r.Err != "" || r.State != "connected" || r.PID == pid || r.PID == 0 {
+		t.Fatalf("second start: %+v, want connected with a new provider (the first was %d)", r, pid)
+	}
+	pid = r.PID
+	waitPing(t, tp.Client, serverTunnel4.Addr(), 10*time.Second)
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for r = h.call(t, "status"); r.State != "disconnected"; r = h.call(t, "status") {
 		if time.Now().After(deadline) {
-			t.Fatalf("provider %d still exists after Stop", pid)
+			t.Fatalf("session after the provider was killed: %+v, want disconnected", r)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	if r.LastCode != string(session.CodeProviderExited) || !strings.Contains(r.LastError, "while connected") {
+		t.Errorf("session after the provider was killed: %+v, want code %s while connected", r, session.CodeProviderExited)
+	} else {
+		t.Logf("after the provider was killed: %s (%s)", r.LastError, r.LastCode)
+	}
+	waitGone(t, pid)
 	if diff := cmp.Diff(before, tp.Client.Snapshot(t)); diff != "" {
-		t.Errorf("client namespace changed (-before +after):\n%s", diff)
+		t.Errorf("client namespace changed after the provider was killed (-before +after):\n%s", diff)
 	}
 	if err := h.close(); err != nil {
 		t.Errorf("session host: %v", err)
@@ -188,6 +209,21 @@ func testSampleTunnel(t *testing.T, underlay6 bool) {
 			names = append(names, e.Name())
 		}
 		t.Errorf("netcfg state left behind: %v", names)
+	}
+}
+
+// waitGone waits until process pid has exited and been reaped.
+func waitGone(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); os.IsNotExist(err) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("provider %d still exists after its session ended", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
