@@ -36,7 +36,10 @@ type flow struct {
 	Src, Dst netip.AddrPort
 }
 
-type flowCount struct{ Packets, Bytes uint64 }
+type flowCount struct {
+	Packets, Bytes uint64
+	Largest        int // the largest packet seen
+}
 
 // startCapture starts counting the packets of link ifname in ns, until
 // the capture is stopped (at the latest in t.Cleanup).
@@ -112,6 +115,7 @@ func (c *capture) read() {
 		}
 		fc.Packets++
 		fc.Bytes += uint64(n)
+		fc.Largest = max(fc.Largest, n)
 		c.mu.Unlock()
 	}
 }
@@ -179,6 +183,7 @@ func (c *capture) count(match func(flow) bool) flowCount {
 		if match(f) {
 			sum.Packets += fc.Packets
 			sum.Bytes += fc.Bytes
+			sum.Largest = max(sum.Largest, fc.Largest)
 		}
 	}
 	return sum

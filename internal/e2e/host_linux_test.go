@@ -41,6 +41,7 @@ type hostConfig struct {
 	GID           uint32                      `json:"gid"`
 	DeviceName    string                      `json:"deviceName"`
 	StateDir      string                      `json:"stateDir"`
+	NoOffloads    bool                        `json:"noOffloads"`
 	Configuration providerproto.Configuration `json:"configuration"`
 }
 
@@ -66,12 +67,13 @@ func hostMain() int {
 	var mu sync.Mutex // guards pid
 	var pid int
 	s, err := session.New(session.Config{
-		Name:          "e2e",
-		Provider:      session.Provider{Path: cfg.Provider, UID: cfg.UID, GID: cfg.GID},
-		Configuration: cfg.Configuration,
-		DeviceName:    cfg.DeviceName,
-		Network:       netcfg.Options{StateDir: cfg.StateDir},
-		Logger:        log,
+		Name:            "e2e",
+		Provider:        session.Provider{Path: cfg.Provider, UID: cfg.UID, GID: cfg.GID},
+		Configuration:   cfg.Configuration,
+		DeviceName:      cfg.DeviceName,
+		DisableOffloads: cfg.NoOffloads,
+		Network:         netcfg.Options{StateDir: cfg.StateDir},
+		Logger:          log,
 		// The real launcher, recording the pid of each provider.
 		Launch: func(ctx context.Context, opts supervisor.Options) (*supervisor.Process, error) {
 			p, err := supervisor.Launch(ctx, opts)

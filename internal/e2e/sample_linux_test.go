@@ -40,6 +40,9 @@ var (
 	clientTunnel6 = netip.MustParsePrefix("fd99::2/64")
 )
 
+// tunnelMTU is the MTU of both ends of the tunnel.
+const tunnelMTU = 1420
+
 // nobody is the user the provider runs as.
 const nobody = 65534
 
@@ -57,15 +60,25 @@ const transferSize = 8 << 20
 // a second start, whose provider is killed, which must leave the
 // namespace as it was too. It
 // runs once with the server's IPv4 underlay address and once with its IPv6
-// one.
+// one, and once more with a tunnel device without offloads.
 func TestSampleTunnel(t *testing.T) {
 	nettest.RequireRoot(t)
-	for _, underlay := range []string{"ipv4", "ipv6"} {
-		t.Run(underlay, func(t *testing.T) { testSampleTunnel(t, underlay == "ipv6") })
+	for _, tc := range []struct {
+		name       string
+		underlay6  bool
+		noOffloads bool
+	}{
+		{name: "ipv4"},
+		{name: "ipv6", underlay6: true},
+		{name: "ipv4-no-offloads", noOffloads: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testSampleTunnel(t, tc.underlay6, tc.noOffloads) })
 	}
 }
 
-func testSampleTunnel(t *testing.T, underlay6 bool) {
+// testSampleTunnel runs the test with the server's IPv6 underlay address
+// or its IPv4 one, and with a tunnel device with or without offloads.
+func testSampleTunnel(t *testing.T, underlay6, noOffloads bool) {
 	providerPath, serverPath := executables(t)
 	tp := nettest.NewTopology(t)
 
@@ -98,7 +111,7 @@ func testSampleTunnel(t *testing.T, underlay6 bool) {
 	pc, err := json.Marshal(map[string]any{
 		"addresses": []string{clientTunnel4.String(), clientTunnel6.String()},
 		"routes":    []string{"0.0.0.0/0", "::/0"},
-		"mtu":       1420,
+		"mtu":       tunnelMTU,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -110,6 +123,7 @@ func testSampleTunnel(t *testing.T, underlay6 bool) {
 		GID:        nobody,
 		DeviceName: tunnelDev,
 		StateDir:   stateDir,
+		NoOffloads: noOffloads,
 		Configuration: providerproto.Configuration{
 			ID:                    "e2e",
 			Name:                  "End to end",
@@ -146,7 +160,7 @@ func testSampleTunnel(t *testing.T, underlay6 bool) {
 		}
 	})
 
-	t.Run("tcp", func(t *testing.T) { checkTCP(t, tp, server) })
+	t.Run("tcp", func(t *testing.T) { checkTCP(t, tp, server, noOffloads) })
 
 	t.Run("stats", func(t *testing.T) {
 		r := h.call(t, "stats")
@@ -318,7 +332,10 @@ func checkRoute(t *testing.T, ns *nettest.NS, dst netip.Addr, mark uint32, dev s
 // namespace and the server's tunnel address, checks them byte for byte,
 // and checks where the packets went: plain TCP on the client's tunnel
 // device, only the tunnel protocol's UDP on its underlay.
-func checkTCP(t *testing.T, tp *nettest.Topology, server netip.AddrPort) {
+//
+// Without offloads no packet on the tunnel device may be larger than its
+// MTU; with them, segmentation super-packets are likely but not certain.
+func checkTCP(t *testing.T, tp *nettest.Topology, server netip.AddrPort, noOffloads bool) {
 	var ln net.Listener
 	if err := tp.Server.Do(func() (err error) {
 		ln, err = net.Listen("tcp", netip.AddrPortFrom(serverTunnel4.Addr(), 0).String())
@@ -403,8 +420,11 @@ func checkTCP(t *testing.T, tp *nettest.Topology, server netip.AddrPort) {
 		if (got.Packets > 0) != c.present {
 			t.Errorf("%s: %d packets (%d bytes), want them present: %v; all flows:\n%s", c.name, got.Packets, got.Bytes, c.present, c.cap)
 		} else {
-			t.Logf("%s: %d packets, %d bytes", c.name, got.Packets, got.Bytes)
+			t.Logf("%s: %d packets, %d bytes, the largest %d", c.name, got.Packets, got.Bytes, got.Largest)
 		}
+	}
+	if largest := tunnel.count(isConn).Largest; noOffloads && largest > tunnelMTU {
+		t.Errorf("%s without offloads carried a packet of %d bytes, more than its MTU %d", tunnelDev, largest, tunnelMTU)
 	}
 }
 
