@@ -20,7 +20,8 @@ import (
 // churnCycles is the number of start/stop cycles of TestChurn:
 // $NETEXT_CHURN_CYCLES, 200 by default so that the package's tests stay
 // within a couple of minutes on a small machine. The acceptance
-// run is NETEXT_CHURN_CYCLES=1000 (about two minutes on two cores).
+// run is NETEXT_CHURN_CYCLES=1000 (about a minute and a half on two
+// cores).
 func churnCycles(t *testing.T) int {
 	s := os.Getenv("NETEXT_CHURN_CYCLES")
 	if s == "" {
