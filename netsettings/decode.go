@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/netext/netext/internal/problem"
 )
 
 // Decode parses a JSON settings document (see docs/settings.md). It is
@@ -28,7 +30,7 @@ import (
 func Decode(data []byte) (*Settings, error) {
 	var d decoder
 	if !json.Valid(data) {
-		d.add("", "", syntaxMessage(data))
+		d.Add("", "", syntaxMessage(data))
 		return nil, d.err()
 	}
 	s := d.settings("", data)
@@ -77,7 +79,7 @@ func (d *decoder) settings(path string, v json.RawMessage) *Settings {
 		"proxy":               func(p string, v json.RawMessage) { s.Proxy = d.proxy(p, v) },
 		"mtu": func(p string, v json.RawMessage) {
 			if n, ok := d.int(p, v); ok && n == 0 {
-				d.add(p, string(v), "0 is not an MTU (leave mtu out to leave the MTU unset)")
+				d.Add(p, string(v), "0 is not an MTU (leave mtu out to leave the MTU unset)")
 			} else {
 				s.MTU = n
 			}
@@ -91,9 +93,9 @@ func (d *decoder) settings(path string, v json.RawMessage) *Settings {
 			if str, ok := d.string(p, v); ok {
 				m, err := ParseMAC(str)
 				if err != nil {
-					d.add(p, str, "malformed MAC address (want six colon-separated hex pairs such as 02:00:5e:10:00:01)")
+					d.Add(p, str, "malformed MAC address (want six colon-separated hex pairs such as 02:00:5e:10:00:01)")
 				} else if m.IsZero() {
-					d.add(p, str, "the zero MAC address is not an address (leave ethernetAddress out to leave it unset)")
+					d.Add(p, str, "the zero MAC address is not an address (leave ethernetAddress out to leave it unset)")
 				}
 				s.EthernetAddress = m
 			}
@@ -148,7 +150,7 @@ const badElement = "\x00bad"
 func (d *decoder) addresses(path string, addrs []string, masks []int, masksName string, f Family) []netip.Prefix {
 	apath := field(path, "addresses")
 	if masks != nil && len(masks) != len(addrs) {
-		d.add(field(path, masksName), "", fmt.Sprintf("has %d entries but addresses has %d; they pair up by position", len(masks), len(addrs)))
+		d.Add(field(path, masksName), "", fmt.Sprintf("has %d entries but addresses has %d; they pair up by position", len(masks), len(addrs)))
 		return nil
 	}
 	if addrs == nil {
@@ -160,37 +162,37 @@ func (d *decoder) addresses(path string, addrs []string, masks []int, masksName 
 		example = "fd00::2/64"
 	}
 	for i, s := range addrs {
-		p := index(apath, i)
+		p := problem.Index(apath, i)
 		if s == badElement {
 			continue
 		}
 		if masks != nil {
 			a, err := netip.ParseAddr(s)
 			if err != nil {
-				d.add(p, s, "not an IP address: "+netipMessage(err)+" (with "+masksName+", give addresses without a prefix length)")
+				d.Add(p, s, "not an IP address: "+netipMessage(err)+" (with "+masksName+", give addresses without a prefix length)")
 				continue
 			}
 			if masks[i] < 0 { // already reported
 				continue
 			}
 			if a.Zone() != "" {
-				d.add(p, s, "zones are not allowed in interface addresses")
+				d.Add(p, s, "zones are not allowed in interface addresses")
 				continue
 			}
 			if masks[i] > a.BitLen() {
-				d.add(p, s, fmt.Sprintf("prefix length %d from %s is too long for this address", masks[i], index(field(path, masksName), i)))
+				d.Add(p, s, fmt.Sprintf("prefix length %d from %s is too long for this address", masks[i], problem.Index(field(path, masksName), i)))
 				continue
 			}
 			prefixes = append(prefixes, netip.PrefixFrom(a, masks[i]))
 			continue
 		}
 		if !strings.Contains(s, "/") {
-			d.add(p, s, "missing prefix length (write it as "+example+", or give "+masksName+")")
+			d.Add(p, s, "missing prefix length (write it as "+example+", or give "+masksName+")")
 			continue
 		}
 		pfx, err := netip.ParsePrefix(s)
 		if err != nil {
-			d.add(p, s, netipMessage(err))
+			d.Add(p, s, netipMessage(err))
 			continue
 		}
 		prefixes = append(prefixes, pfx)
@@ -207,7 +209,7 @@ func (d *decoder) maskBits(path string, v json.RawMessage, f Family) int {
 			return -1
 		}
 		if n < 0 || n > 128 {
-			d.add(path, string(v), "prefix length out of range (0 to 128)")
+			d.Add(path, string(v), "prefix length out of range (0 to 128)")
 			return -1
 		}
 		return n
@@ -218,14 +220,14 @@ func (d *decoder) maskBits(path string, v json.RawMessage, f Family) int {
 	}
 	m, err := netip.ParseAddr(s)
 	if err != nil || !m.Is4() {
-		d.add(path, s, "not a dotted-decimal subnet mask such as 255.255.255.0")
+		d.Add(path, s, "not a dotted-decimal subnet mask such as 255.255.255.0")
 		return -1
 	}
 	b := m.As4()
 	u := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
 	ones := bits.LeadingZeros32(^u)
 	if u != ^uint32(0)<<(32-ones) {
-		d.add(path, s, "subnet mask is not contiguous (its one bits must come first)")
+		d.Add(path, s, "subnet mask is not contiguous (its one bits must come first)")
 		return -1
 	}
 	return ones
@@ -251,7 +253,7 @@ func (d *decoder) routes(path string, v json.RawMessage) []Route {
 			return
 		}
 		if !hasDest {
-			d.add(field(p, "destination"), "", "required")
+			d.Add(field(p, "destination"), "", "required")
 		}
 		routes = append(routes, r)
 	})
@@ -275,9 +277,9 @@ func (d *decoder) destination(path string, v json.RawMessage) netip.Prefix {
 		if strings.Contains(s, ":") {
 			host = "/128"
 		}
-		d.add(path, s, "missing prefix length (write a host route as "+s+host+")")
+		d.Add(path, s, "missing prefix length (write a host route as "+s+host+")")
 	default:
-		d.add(path, s, netipMessage(err))
+		d.Add(path, s, netipMessage(err))
 	}
 	return netip.Prefix{}
 }
@@ -299,9 +301,9 @@ func (d *decoder) dns(path string, v json.RawMessage) *DNS {
 				ap, err := netip.ParseAddrPort(s)
 				switch {
 				case err != nil:
-					d.add(p, s, "not an IP address, or an IP address and port (10.8.0.1, 10.8.0.1:5353, fd00::1, [fd00::1]:5353)")
+					d.Add(p, s, "not an IP address, or an IP address and port (10.8.0.1, 10.8.0.1:5353, fd00::1, [fd00::1]:5353)")
 				case ap.Port() == 0:
-					d.add(p, s, "port 0 is not a port (leave the port out to use the standard one)")
+					d.Add(p, s, "port 0 is not a port (leave the port out to use the standard one)")
 				default:
 					dns.Servers = append(dns.Servers, ap)
 				}
@@ -315,7 +317,7 @@ func (d *decoder) dns(path string, v json.RawMessage) *DNS {
 		"protocol": func(p string, v json.RawMessage) {
 			if s, ok := d.string(p, v); ok {
 				if err := dns.Protocol.UnmarshalText([]byte(s)); err != nil {
-					d.add(p, s, "unknown protocol (want cleartext, tls or https)")
+					d.Add(p, s, "unknown protocol (want cleartext, tls or https)")
 				}
 			}
 		},
@@ -378,7 +380,7 @@ func (d *decoder) object(path string, v json.RawMessage, fields map[string]membe
 // member names (only its keys are used).
 func (d *decoder) members(path string, v json.RawMessage, known map[string]member, fn func(name, path string, v json.RawMessage)) bool {
 	if k := kind(v); k != "object" {
-		d.add(path, "", "want an object, got "+k)
+		d.Add(path, "", "want an object, got "+k)
 		return false
 	}
 	var seenBuf [16]string // objects are small: a slice beats a map
@@ -393,9 +395,9 @@ func (d *decoder) members(path string, v json.RawMessage, known map[string]membe
 		_, isKnown := known[name]
 		switch p := field(path, name); {
 		case slices.Contains(seen, name):
-			d.add(p, "", "repeated field")
+			d.Add(p, "", "repeated field")
 		case !isKnown:
-			d.add(p, "", unknownMessage(name, known))
+			d.Add(p, "", unknownMessage(name, known))
 		case kind(val) != "null":
 			fn(name, p, val)
 		}
@@ -444,12 +446,12 @@ func unknownMessage(name string, fields map[string]member) string {
 // is not an array and returns false.
 func (d *decoder) array(path string, v json.RawMessage, elem func(path string, v json.RawMessage)) bool {
 	if k := kind(v); k != "array" {
-		d.add(path, "", "want an array, got "+k)
+		d.Add(path, "", "want an array, got "+k)
 		return false
 	}
 	i := 0
 	for e := range scanArray(v) {
-		elem(index(path, i), e)
+		elem(problem.Index(path, i), e)
 		i++
 	}
 	return true
@@ -471,14 +473,14 @@ func (d *decoder) strings(path string, v json.RawMessage) []string {
 func (d *decoder) string(path string, v json.RawMessage) (string, bool) {
 	var s string
 	if k := kind(v); k != "string" {
-		d.add(path, "", "want a string, got "+k)
+		d.Add(path, "", "want a string, got "+k)
 		return "", false
 	}
 	if v = bytes.TrimSpace(v); bytes.IndexByte(v, '\\') < 0 && utf8.Valid(v) {
 		return string(v[1 : len(v)-1]), true // nothing to unescape
 	}
 	if err := json.Unmarshal(v, &s); err != nil {
-		d.add(path, "", "invalid string: "+err.Error())
+		d.Add(path, "", "invalid string: "+err.Error())
 		return "", false
 	}
 	return s, true
@@ -486,7 +488,7 @@ func (d *decoder) string(path string, v json.RawMessage) (string, bool) {
 
 func (d *decoder) bool(path string, v json.RawMessage) bool {
 	if k := kind(v); k != "boolean" {
-		d.add(path, "", "want true or false, got "+k)
+		d.Add(path, "", "want true or false, got "+k)
 		return false
 	}
 	return bytes.TrimSpace(v)[0] == 't'
@@ -494,17 +496,17 @@ func (d *decoder) bool(path string, v json.RawMessage) bool {
 
 func (d *decoder) int(path string, v json.RawMessage) (int, bool) {
 	if k := kind(v); k != "number" {
-		d.add(path, "", "want an integer, got "+k)
+		d.Add(path, "", "want an integer, got "+k)
 		return 0, false
 	}
 	text := string(bytes.TrimSpace(v))
 	n, err := strconv.ParseInt(text, 10, 0)
 	switch {
 	case errors.Is(err, strconv.ErrRange):
-		d.add(path, text, "out of range")
+		d.Add(path, text, "out of range")
 		return 0, false
 	case err != nil:
-		d.add(path, text, "want an integer")
+		d.Add(path, text, "want an integer")
 		return 0, false
 	}
 	return int(n), true
@@ -517,7 +519,7 @@ func (d *decoder) addr(path string, v json.RawMessage) netip.Addr {
 	}
 	a, err := netip.ParseAddr(s)
 	if err != nil {
-		d.add(path, s, "not an IP address: "+netipMessage(err))
+		d.Add(path, s, "not an IP address: "+netipMessage(err))
 	}
 	return a
 }

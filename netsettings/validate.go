@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/netext/netext/internal/problem"
 )
 
 // Validate checks that s makes sense and can be applied. It reports every
@@ -21,7 +23,7 @@ import (
 func (s *Settings) Validate() error {
 	var v problems
 	if s == nil {
-		v.add("", "", "settings are nil")
+		v.Add("", "", "settings are nil")
 		return v.err()
 	}
 	v.remoteAddress("tunnelRemoteAddress", s.TunnelRemoteAddress)
@@ -33,21 +35,21 @@ func (s *Settings) Validate() error {
 	switch {
 	case s.MTU == 0: // unset
 	case s.MTU < 0 || s.MTU > MaxMTU:
-		v.add("mtu", strconv.Itoa(s.MTU), fmt.Sprintf("out of range (%d to %d)", MinMTU, MaxMTU))
+		v.Add("mtu", strconv.Itoa(s.MTU), fmt.Sprintf("out of range (%d to %d)", MinMTU, MaxMTU))
 	case s.IPv6 != nil && s.MTU < MinMTU6:
-		v.add("mtu", strconv.Itoa(s.MTU), fmt.Sprintf("below %d, the minimum MTU for IPv6", MinMTU6))
+		v.Add("mtu", strconv.Itoa(s.MTU), fmt.Sprintf("below %d, the minimum MTU for IPv6", MinMTU6))
 	case s.MTU < MinMTU:
-		v.add("mtu", strconv.Itoa(s.MTU), fmt.Sprintf("below %d, the minimum MTU for IPv4", MinMTU))
+		v.Add("mtu", strconv.Itoa(s.MTU), fmt.Sprintf("below %d, the minimum MTU for IPv4", MinMTU))
 	}
 	if o := s.TunnelOverheadBytes; o != nil && (*o < 0 || *o > MaxMTU) {
-		v.add("tunnelOverheadBytes", strconv.Itoa(*o), fmt.Sprintf("out of range (0 to %d)", MaxMTU))
+		v.Add("tunnelOverheadBytes", strconv.Itoa(*o), fmt.Sprintf("out of range (0 to %d)", MaxMTU))
 	}
 	if m := s.EthernetAddress; !m.IsZero() {
 		switch {
 		case m.IsBroadcast():
-			v.add("ethernetAddress", m.String(), "the broadcast address cannot be an interface address")
+			v.Add("ethernetAddress", m.String(), "the broadcast address cannot be an interface address")
 		case m.IsMulticast():
-			v.add("ethernetAddress", m.String(), "a multicast (group) address cannot be an interface address; clear the low bit of the first octet")
+			v.Add("ethernetAddress", m.String(), "a multicast (group) address cannot be an interface address; clear the low bit of the first octet")
 		}
 	}
 	return v.err()
@@ -55,20 +57,20 @@ func (s *Settings) Validate() error {
 
 func (v *problems) remoteAddress(path, s string) {
 	if s == "" {
-		v.add(path, "", "required (an IP address or host name)")
+		v.Add(path, "", "required (an IP address or host name)")
 		return
 	}
 	if a, err := netip.ParseAddr(s); err == nil {
 		switch {
 		case a.IsUnspecified():
-			v.add(path, s, "the unspecified address is not a remote address")
+			v.Add(path, s, "the unspecified address is not a remote address")
 		case a.IsMulticast():
-			v.add(path, s, "a multicast address is not a remote address")
+			v.Add(path, s, "a multicast address is not a remote address")
 		}
 		return
 	}
 	if msg := hostNameProblem(s); msg != "" {
-		v.add(path, s, "neither an IP address nor a valid host name: "+msg)
+		v.Add(path, s, "neither an IP address nor a valid host name: "+msg)
 	}
 }
 
@@ -78,13 +80,13 @@ func (v *problems) ip(path string, ip *IPSettings, f Family) {
 	}
 	apath := field(path, "addresses")
 	if len(ip.Addresses) == 0 {
-		v.add(apath, "", "at least one address is required (leave "+path+" out to leave "+f.name()+" unconfigured)")
+		v.Add(apath, "", "at least one address is required (leave "+path+" out to leave "+f.name()+" unconfigured)")
 	}
 	seen := make(map[netip.Addr]int)
 	for i, p := range ip.Addresses {
-		ipath := index(apath, i)
+		ipath := problem.Index(apath, i)
 		if !p.IsValid() {
-			v.add(ipath, "", "invalid prefix")
+			v.Add(ipath, "", "invalid prefix")
 			continue
 		}
 		a := p.Addr()
@@ -92,20 +94,20 @@ func (v *problems) ip(path string, ip *IPSettings, f Family) {
 		switch {
 		case !v.family(ipath, val, a, f):
 		case p.Bits() == 0:
-			v.add(ipath, val, "prefix length 0 makes every address on-link; use the address's own prefix length, or /"+strconv.Itoa(a.BitLen())+" with routes")
+			v.Add(ipath, val, "prefix length 0 makes every address on-link; use the address's own prefix length, or /"+strconv.Itoa(a.BitLen())+" with routes")
 		case a.IsUnspecified():
-			v.add(ipath, val, "the unspecified address cannot be an interface address")
+			v.Add(ipath, val, "the unspecified address cannot be an interface address")
 		case a.IsLoopback():
-			v.add(ipath, val, "a loopback address cannot be an interface address")
+			v.Add(ipath, val, "a loopback address cannot be an interface address")
 		case a.IsMulticast():
-			v.add(ipath, val, "a multicast address cannot be an interface address")
+			v.Add(ipath, val, "a multicast address cannot be an interface address")
 		case f == IPv4 && p.Bits() <= 30 && a == p.Masked().Addr():
-			v.add(ipath, val, "this is the network address of its prefix; use a host address such as "+p.Masked().Addr().Next().String())
+			v.Add(ipath, val, "this is the network address of its prefix; use a host address such as "+p.Masked().Addr().Next().String())
 		case f == IPv4 && p.Bits() <= 30 && a == lastAddr(p):
-			v.add(ipath, val, "this is the broadcast address of its prefix")
+			v.Add(ipath, val, "this is the broadcast address of its prefix")
 		}
 		if j, dup := seen[a]; dup {
-			v.add(ipath, val, "same address as "+index(apath, j))
+			v.Add(ipath, val, "same address as "+problem.Index(apath, j))
 		} else {
 			seen[a] = i
 		}
@@ -115,7 +117,7 @@ func (v *problems) ip(path string, ip *IPSettings, f Family) {
 	excluded := v.routes(field(path, "excludedRoutes"), ip.ExcludedRoutes, f, false)
 	for dst, i := range excluded {
 		if j, ok := included[dst]; ok {
-			v.add(index(field(path, "excludedRoutes"), i), dst.String(), "also in "+index(field(path, "includedRoutes"), j)+"; a destination is either included or excluded")
+			v.Add(problem.Index(field(path, "excludedRoutes"), i), dst.String(), "also in "+problem.Index(field(path, "includedRoutes"), j)+"; a destination is either included or excluded")
 		}
 	}
 
@@ -127,7 +129,7 @@ func (v *problems) ip(path string, ip *IPSettings, f Family) {
 				onLink = onLink || p.IsValid() && p.Contains(r)
 			}
 			if !onLink && len(ip.Addresses) > 0 {
-				v.add(rpath, r.String(), "not within any of "+apath+"; the router must be on-link")
+				v.Add(rpath, r.String(), "not within any of "+apath+"; the router must be on-link")
 			}
 		}
 	}
@@ -138,27 +140,27 @@ func (v *problems) routes(path string, routes []Route, f Family, included bool) 
 	seen := make(map[netip.Prefix]int, len(routes))
 	for i, r := range routes {
 		// Paths and values are formatted only for problems: lists can be long.
-		dpath := func() string { return field(index(path, i), "destination") }
+		dpath := func() string { return field(problem.Index(path, i), "destination") }
 		d := r.Destination
 		switch {
 		case !d.IsValid():
-			v.add(dpath(), "", "required")
+			v.Add(dpath(), "", "required")
 		case familyProblem(d.Addr(), f) != "":
-			v.add(dpath(), d.String(), familyProblem(d.Addr(), f))
+			v.Add(dpath(), d.String(), familyProblem(d.Addr(), f))
 		default:
 			if d != d.Masked() {
-				v.add(dpath(), d.String(), "host bits are set; did you mean "+d.Masked().String()+"?")
+				v.Add(dpath(), d.String(), "host bits are set; did you mean "+d.Masked().String()+"?")
 			}
 			if j, dup := seen[d.Masked()]; dup {
-				v.add(dpath(), d.String(), "same destination as "+index(path, j))
+				v.Add(dpath(), d.String(), "same destination as "+problem.Index(path, j))
 			} else {
 				seen[d.Masked()] = i
 			}
 		}
 		if r.Gateway.IsValid() {
-			gpath := field(index(path, i), "gateway")
+			gpath := field(problem.Index(path, i), "gateway")
 			if !included {
-				v.add(gpath, r.Gateway.String(), "excluded routes take no gateway; they use the primary physical interface's")
+				v.Add(gpath, r.Gateway.String(), "excluded routes take no gateway; they use the primary physical interface's")
 			} else {
 				v.gateway(gpath, r.Gateway, f)
 			}
@@ -173,9 +175,9 @@ func (v *problems) gateway(path string, a netip.Addr, f Family) bool {
 	switch {
 	case !v.family(path, val, a, f):
 	case a.Zone() != "":
-		v.add(path, val, "zones are not allowed; the tunnel interface is implied")
+		v.Add(path, val, "zones are not allowed; the tunnel interface is implied")
 	case a.IsUnspecified(), a.IsLoopback(), a.IsMulticast():
-		v.add(path, val, "not a unicast address, so not a next hop")
+		v.Add(path, val, "not a unicast address, so not a next hop")
 	default:
 		return true
 	}
@@ -185,7 +187,7 @@ func (v *problems) gateway(path string, a netip.Addr, f Family) bool {
 // family reports whether a is of family f, reporting a problem if not.
 func (v *problems) family(path, val string, a netip.Addr, f Family) bool {
 	if msg := familyProblem(a, f); msg != "" {
-		v.add(path, val, msg)
+		v.Add(path, val, msg)
 		return false
 	}
 	return true
@@ -225,30 +227,30 @@ func (v *problems) dns(path string, d *DNS) {
 	}
 	spath := field(path, "servers")
 	if len(d.Servers) == 0 && d.Protocol != DNSOverHTTPS {
-		v.add(spath, "", "at least one server is required")
+		v.Add(spath, "", "at least one server is required")
 	}
 	seen := make(map[netip.AddrPort]int)
 	for i, s := range d.Servers {
-		p := index(spath, i)
+		p := problem.Index(spath, i)
 		a := s.Addr()
 		val := formatServer(s)
 		switch {
 		case !a.IsValid():
-			v.add(p, "", "invalid address")
+			v.Add(p, "", "invalid address")
 			continue
 		case a.IsUnspecified():
-			v.add(p, val, "the unspecified address is not a server")
+			v.Add(p, val, "the unspecified address is not a server")
 		case a.IsMulticast():
-			v.add(p, val, "a multicast address is not a server")
+			v.Add(p, val, "a multicast address is not a server")
 		case a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
-			v.add(p, val, "the broadcast address is not a server")
+			v.Add(p, val, "the broadcast address is not a server")
 		case a.Zone() != "":
-			v.add(p, val, "zones are not allowed; servers are reached through the tunnel interface")
+			v.Add(p, val, "zones are not allowed; servers are reached through the tunnel interface")
 		case a.Is4In6():
-			v.add(p, val, "IPv4-mapped IPv6 addresses are not allowed; write the IPv4 address")
+			v.Add(p, val, "IPv4-mapped IPv6 addresses are not allowed; write the IPv4 address")
 		}
 		if j, dup := seen[s]; dup {
-			v.add(p, val, "same server as "+index(spath, j))
+			v.Add(p, val, "same server as "+problem.Index(spath, j))
 		} else {
 			seen[s] = i
 		}
@@ -256,7 +258,7 @@ func (v *problems) dns(path string, d *DNS) {
 	v.domains(field(path, "searchDomains"), d.SearchDomains, false)
 	if d.DomainName != "" {
 		if msg := domainProblem(d.DomainName); msg != "" {
-			v.add(field(path, "domainName"), d.DomainName, msg)
+			v.Add(field(path, "domainName"), d.DomainName, msg)
 		}
 	}
 	v.domains(field(path, "matchDomains"), d.MatchDomains, true)
@@ -266,32 +268,32 @@ func (v *problems) dns(path string, d *DNS) {
 	switch d.Protocol {
 	case DNSCleartext:
 		if nameSet {
-			v.add(field(path, "serverName"), d.ServerName, `only used with protocol "tls"`)
+			v.Add(field(path, "serverName"), d.ServerName, `only used with protocol "tls"`)
 		}
 		if urlSet {
-			v.add(field(path, "serverURL"), d.ServerURL, `only used with protocol "https"`)
+			v.Add(field(path, "serverURL"), d.ServerURL, `only used with protocol "https"`)
 		}
 	case DNSOverTLS:
 		if _, err := netip.ParseAddr(d.ServerName); nameSet && err != nil {
 			if msg := hostNameProblem(d.ServerName); msg != "" {
-				v.add(field(path, "serverName"), d.ServerName, msg)
+				v.Add(field(path, "serverName"), d.ServerName, msg)
 			}
 		}
 		if urlSet {
-			v.add(field(path, "serverURL"), d.ServerURL, `only used with protocol "https"`)
+			v.Add(field(path, "serverURL"), d.ServerURL, `only used with protocol "https"`)
 		}
 	case DNSOverHTTPS:
 		if nameSet {
-			v.add(field(path, "serverName"), d.ServerName, `only used with protocol "tls"; with "https" the name comes from serverURL`)
+			v.Add(field(path, "serverName"), d.ServerName, `only used with protocol "tls"; with "https" the name comes from serverURL`)
 		}
 		upath := field(path, "serverURL")
 		if !urlSet {
-			v.add(upath, "", `required with protocol "https"`)
+			v.Add(upath, "", `required with protocol "https"`)
 		} else if msg := urlProblem(d.ServerURL, "https"); msg != "" {
-			v.add(upath, d.ServerURL, msg)
+			v.Add(upath, d.ServerURL, msg)
 		}
 	default:
-		v.add(protoPath, d.Protocol.String(), "unknown protocol (want cleartext, tls or https)")
+		v.Add(protoPath, d.Protocol.String(), "unknown protocol (want cleartext, tls or https)")
 	}
 }
 
@@ -300,21 +302,21 @@ func (v *problems) dns(path string, d *DNS) {
 func (v *problems) domains(path string, list []string, emptyOK bool) {
 	seen := make(map[string]int)
 	for i, name := range list {
-		p := index(path, i)
+		p := problem.Index(path, i)
 		key := strings.ToLower(strings.TrimSuffix(name, "."))
 		switch {
 		case name == "" && emptyOK:
 		case name == "":
-			v.add(p, "", "empty domain")
+			v.Add(p, "", "empty domain")
 			continue
 		default:
 			if msg := domainProblem(name); msg != "" {
-				v.add(p, name, msg)
+				v.Add(p, name, msg)
 				continue
 			}
 		}
 		if j, dup := seen[key]; dup {
-			v.add(p, name, "same domain as "+index(path, j))
+			v.Add(p, name, "same domain as "+problem.Index(path, j))
 		} else {
 			seen[key] = i
 		}
@@ -420,17 +422,17 @@ func (v *problems) proxy(path string, p *Proxy) {
 	hasURL, hasScript := p.ProxyAutoConfigurationURL != "", p.ProxyAutoConfigurationJavaScript != ""
 	if hasURL {
 		if msg := urlProblem(p.ProxyAutoConfigurationURL, "http", "https"); msg != "" {
-			v.add(urlPath, p.ProxyAutoConfigurationURL, msg)
+			v.Add(urlPath, p.ProxyAutoConfigurationURL, msg)
 		}
 	}
 	if hasScript && strings.TrimSpace(p.ProxyAutoConfigurationJavaScript) == "" {
-		v.add(scriptPath, "", "the script is blank")
+		v.Add(scriptPath, "", "the script is blank")
 	}
 	switch {
 	case hasURL && hasScript:
-		v.add(scriptPath, "", "set together with proxyAutoConfigurationURL; give one of them")
+		v.Add(scriptPath, "", "set together with proxyAutoConfigurationURL; give one of them")
 	case p.AutoProxyConfigurationEnabled && !hasURL && !hasScript:
-		v.add(field(path, "autoProxyConfigurationEnabled"), "", "needs proxyAutoConfigurationURL or proxyAutoConfigurationJavaScript")
+		v.Add(field(path, "autoProxyConfigurationEnabled"), "", "needs proxyAutoConfigurationURL or proxyAutoConfigurationJavaScript")
 	}
 	v.proxyServer(field(path, "httpServer"), p.HTTPServer)
 	v.proxyServer(field(path, "httpsServer"), p.HTTPSServer)
@@ -438,16 +440,16 @@ func (v *problems) proxy(path string, p *Proxy) {
 	epath := field(path, "exceptionList")
 	seen := make(map[string]int)
 	for i, e := range p.ExceptionList {
-		ep := index(epath, i)
+		ep := problem.Index(epath, i)
 		key := strings.ToLower(e)
 		switch {
 		case strings.TrimSpace(e) == "":
-			v.add(ep, e, "empty pattern")
+			v.Add(ep, e, "empty pattern")
 		case strings.ContainsAny(e, " \t\r\n,;"):
-			v.add(ep, e, "one host, domain or pattern per entry (no spaces, commas or semicolons)")
+			v.Add(ep, e, "one host, domain or pattern per entry (no spaces, commas or semicolons)")
 		default:
 			if j, dup := seen[key]; dup {
-				v.add(ep, e, "same pattern as "+index(epath, j))
+				v.Add(ep, e, "same pattern as "+problem.Index(epath, j))
 			}
 			seen[key] = i
 		}
@@ -461,18 +463,18 @@ func (v *problems) proxyServer(path string, s *ProxyServer) {
 	}
 	apath := field(path, "address")
 	if s.Address == "" {
-		v.add(apath, "", "required (an IP address or host name)")
+		v.Add(apath, "", "required (an IP address or host name)")
 	} else if a, err := netip.ParseAddr(s.Address); err == nil {
 		if a.IsUnspecified() || a.IsMulticast() {
-			v.add(apath, s.Address, "not a unicast address")
+			v.Add(apath, s.Address, "not a unicast address")
 		}
 	} else if msg := hostNameProblem(s.Address); msg != "" {
-		v.add(apath, s.Address, "neither an IP address nor a valid host name: "+msg)
+		v.Add(apath, s.Address, "neither an IP address nor a valid host name: "+msg)
 	}
 	if s.Port < 1 || s.Port > 65535 {
-		v.add(field(path, "port"), strconv.Itoa(s.Port), "out of range (1 to 65535)")
+		v.Add(field(path, "port"), strconv.Itoa(s.Port), "out of range (1 to 65535)")
 	}
 	if s.AuthenticationRequired && s.Username == "" {
-		v.add(field(path, "username"), "", "required when authenticationRequired is true")
+		v.Add(field(path, "username"), "", "required when authenticationRequired is true")
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/netext/netext/internal/problem"
 )
 
 // Limits on configuration fields.
@@ -53,16 +55,16 @@ func isNameChar(c byte) bool {
 func (c *Configuration) Validate() error {
 	var ps problems
 	if err := CheckName(c.Name); err != nil {
-		ps.add("name", c.Name, nameMessage(c.Name))
+		ps.Add("name", c.Name, nameMessage(c.Name))
 	}
 	ps.text("description", c.Description, MaxDescriptionLen)
 	if c.ProviderID == "" {
-		ps.add("providerID", "", "required: the id of an installed provider, such as org.example.wireguard")
+		ps.Add("providerID", "", "required: the id of an installed provider, such as org.example.wireguard")
 	} else if msg := providerIDMessage(c.ProviderID); msg != "" {
-		ps.add("providerID", c.ProviderID, msg)
+		ps.Add("providerID", c.ProviderID, msg)
 	}
 	if ps.text("serverAddress", c.ServerAddress, maxShortText) && strings.ContainsFunc(c.ServerAddress, unicode.IsSpace) {
-		ps.add("serverAddress", c.ServerAddress, "contains white space")
+		ps.Add("serverAddress", c.ServerAddress, "contains white space")
 	}
 	ps.text("username", c.Username, maxShortText)
 	ps.providerConfiguration(c.ProviderConfiguration)
@@ -71,18 +73,18 @@ func (c *Configuration) Validate() error {
 	switch c.RoutingMethod {
 	case "", RoutingDestinationIP:
 		if len(c.AppRules) > 0 {
-			ps.add("appRules", "", `app rules apply only with routingMethod "sourceApplication"`)
+			ps.Add("appRules", "", `app rules apply only with routingMethod "sourceApplication"`)
 		}
 	case RoutingSourceApplication:
 		if len(c.AppRules) == 0 {
-			ps.add("appRules", "", `routingMethod "sourceApplication" needs at least one app rule`)
+			ps.Add("appRules", "", `routingMethod "sourceApplication" needs at least one app rule`)
 		}
 	default:
-		ps.add("routingMethod", string(c.RoutingMethod), `must be "destinationIP" or "sourceApplication"`)
+		ps.Add("routingMethod", string(c.RoutingMethod), `must be "destinationIP" or "sourceApplication"`)
 	}
 	if ps.listLen("appRules", len(c.AppRules)) {
 		for i := range c.AppRules {
-			ps.appRule(index("appRules", i), &c.AppRules[i])
+			ps.appRule(problem.Index("appRules", i), &c.AppRules[i])
 		}
 	}
 	return ps.err()
@@ -159,11 +161,11 @@ func domainMessage(d string) string {
 func (ps *problems) text(path, s string, max int) bool {
 	switch {
 	case len(s) > max:
-		ps.add(path, "", fmt.Sprintf("too long (%d bytes; at most %d)", len(s), max))
+		ps.Add(path, "", fmt.Sprintf("too long (%d bytes; at most %d)", len(s), max))
 	case !utf8.ValidString(s):
-		ps.add(path, "", "not valid UTF-8")
+		ps.Add(path, "", "not valid UTF-8")
 	case strings.ContainsFunc(s, unicode.IsControl):
-		ps.add(path, s, "contains control characters")
+		ps.Add(path, s, "contains control characters")
 	default:
 		return true
 	}
@@ -173,7 +175,7 @@ func (ps *problems) text(path, s string, max int) bool {
 // listLen checks the length of a list; it reports false when it is too long.
 func (ps *problems) listLen(path string, n int) bool {
 	if n > maxListLen {
-		ps.add(path, "", fmt.Sprintf("too many entries (%d; at most %d)", n, maxListLen))
+		ps.Add(path, "", fmt.Sprintf("too many entries (%d; at most %d)", n, maxListLen))
 		return false
 	}
 	return true
@@ -185,24 +187,24 @@ func (ps *problems) providerConfiguration(raw json.RawMessage) {
 	switch {
 	case len(t) == 0 || string(t) == "null":
 	case len(raw) > maxProviderConfig:
-		ps.add(p, "", fmt.Sprintf("too large (%d bytes; at most %d)", len(raw), maxProviderConfig))
+		ps.Add(p, "", fmt.Sprintf("too large (%d bytes; at most %d)", len(raw), maxProviderConfig))
 	case !json.Valid(t):
-		ps.add(p, "", "not valid JSON")
+		ps.Add(p, "", "not valid JSON")
 	case t[0] != '{':
-		ps.add(p, "", "must be a JSON object (or null)")
+		ps.Add(p, "", "must be a JSON object (or null)")
 	}
 }
 
 func (ps *problems) onDemand(path string, o *OnDemand) {
 	rp := path + ".rules"
 	if o.Enabled && len(o.Rules) == 0 {
-		ps.add(rp, "", "on demand is enabled but there are no rules; add a rule or disable on demand")
+		ps.Add(rp, "", "on demand is enabled but there are no rules; add a rule or disable on demand")
 	}
 	if !ps.listLen(rp, len(o.Rules)) {
 		return
 	}
 	for i := range o.Rules {
-		ps.onDemandRule(index(rp, i), &o.Rules[i])
+		ps.onDemandRule(problem.Index(rp, i), &o.Rules[i])
 	}
 }
 
@@ -210,21 +212,21 @@ func (ps *problems) onDemandRule(path string, r *OnDemandRule) {
 	switch r.Action {
 	case ActionConnect, ActionDisconnect, ActionIgnore:
 		if len(r.ConnectionRules) > 0 {
-			ps.add(path+".connectionRules", "", fmt.Sprintf("allowed only with action %q", ActionEvaluateConnection))
+			ps.Add(path+".connectionRules", "", fmt.Sprintf("allowed only with action %q", ActionEvaluateConnection))
 		}
 	case ActionEvaluateConnection:
 		if len(r.ConnectionRules) == 0 {
-			ps.add(path+".connectionRules", "", fmt.Sprintf("action %q needs at least one connection rule", ActionEvaluateConnection))
+			ps.Add(path+".connectionRules", "", fmt.Sprintf("action %q needs at least one connection rule", ActionEvaluateConnection))
 		}
 	case "":
-		ps.add(path+".action", "", `required: "connect", "disconnect", "evaluateConnection" or "ignore"`)
+		ps.Add(path+".action", "", `required: "connect", "disconnect", "evaluateConnection" or "ignore"`)
 	default:
-		ps.add(path+".action", string(r.Action), `must be "connect", "disconnect", "evaluateConnection" or "ignore"`)
+		ps.Add(path+".action", string(r.Action), `must be "connect", "disconnect", "evaluateConnection" or "ignore"`)
 	}
 	switch r.InterfaceTypeMatch {
 	case "", InterfaceAny, InterfaceEthernet, InterfaceWiFi, InterfaceCellular:
 	default:
-		ps.add(path+".interfaceTypeMatch", string(r.InterfaceTypeMatch), `must be "any", "ethernet", "wifi" or "cellular"`)
+		ps.Add(path+".interfaceTypeMatch", string(r.InterfaceTypeMatch), `must be "any", "ethernet", "wifi" or "cellular"`)
 	}
 	ps.list(path+".ssidMatch", r.SSIDMatch, func(s string) string {
 		if len(s) == 0 || len(s) > 32 {
@@ -239,29 +241,29 @@ func (ps *problems) onDemandRule(path string, r *OnDemandRule) {
 	ps.probeURL(path+".probeURL", r.ProbeURL)
 	if ps.listLen(path+".connectionRules", len(r.ConnectionRules)) {
 		for i := range r.ConnectionRules {
-			ps.connectionRule(index(path+".connectionRules", i), &r.ConnectionRules[i])
+			ps.connectionRule(problem.Index(path+".connectionRules", i), &r.ConnectionRules[i])
 		}
 	}
 }
 
 func (ps *problems) connectionRule(path string, r *ConnectionRule) {
 	if len(r.Domains) == 0 {
-		ps.add(path+".domains", "", "at least one domain is required")
+		ps.Add(path+".domains", "", "at least one domain is required")
 	}
 	ps.list(path+".domains", r.Domains, domainMessage)
 	switch r.Action {
 	case ConnectIfNeeded:
 	case NeverConnect:
 		if len(r.RequiredDNSServers) > 0 {
-			ps.add(path+".requiredDNSServers", "", fmt.Sprintf("allowed only with action %q", ConnectIfNeeded))
+			ps.Add(path+".requiredDNSServers", "", fmt.Sprintf("allowed only with action %q", ConnectIfNeeded))
 		}
 		if r.ProbeURL != "" {
-			ps.add(path+".probeURL", r.ProbeURL, fmt.Sprintf("allowed only with action %q", ConnectIfNeeded))
+			ps.Add(path+".probeURL", r.ProbeURL, fmt.Sprintf("allowed only with action %q", ConnectIfNeeded))
 		}
 	case "":
-		ps.add(path+".action", "", `required: "connectIfNeeded" or "neverConnect"`)
+		ps.Add(path+".action", "", `required: "connectIfNeeded" or "neverConnect"`)
 	default:
-		ps.add(path+".action", string(r.Action), `must be "connectIfNeeded" or "neverConnect"`)
+		ps.Add(path+".action", string(r.Action), `must be "connectIfNeeded" or "neverConnect"`)
 	}
 	ps.list(path+".requiredDNSServers", r.RequiredDNSServers, addrMessage)
 	ps.probeURL(path+".probeURL", r.ProbeURL)
@@ -269,19 +271,19 @@ func (ps *problems) connectionRule(path string, r *ConnectionRule) {
 
 func (ps *problems) appRule(path string, r *AppRule) {
 	if r.ExecutablePath == "" && r.User == "" && r.SystemdUnit == "" && r.CgroupPath == "" {
-		ps.add(path, "", "set at least one of executablePath, user, systemdUnit and cgroupPath")
+		ps.Add(path, "", "set at least one of executablePath, user, systemdUnit and cgroupPath")
 	}
 	if r.ExecutablePath != "" {
 		ps.absPath(path+".executablePath", r.ExecutablePath)
 	}
 	if r.User != "" {
 		if msg := userMessage(r.User); msg != "" {
-			ps.add(path+".user", r.User, msg)
+			ps.Add(path+".user", r.User, msg)
 		}
 	}
 	if r.SystemdUnit != "" {
 		if msg := unitMessage(r.SystemdUnit); msg != "" {
-			ps.add(path+".systemdUnit", r.SystemdUnit, msg)
+			ps.Add(path+".systemdUnit", r.SystemdUnit, msg)
 		}
 	}
 	if r.CgroupPath != "" {
@@ -298,7 +300,7 @@ func (ps *problems) list(path string, l []string, check func(string) string) {
 	}
 	for i, s := range l {
 		if msg := check(s); msg != "" {
-			ps.add(index(path, i), s, msg)
+			ps.Add(problem.Index(path, i), s, msg)
 		}
 	}
 }
@@ -308,27 +310,27 @@ func (ps *problems) probeURL(path, s string) {
 		return
 	}
 	if len(s) > maxShortText {
-		ps.add(path, "", fmt.Sprintf("too long (%d bytes; at most %d)", len(s), maxShortText))
+		ps.Add(path, "", fmt.Sprintf("too long (%d bytes; at most %d)", len(s), maxShortText))
 		return
 	}
 	u, err := url.Parse(s)
 	switch {
 	case err != nil || u.Scheme != "http" && u.Scheme != "https":
-		ps.add(path, s, "must be an http or https URL")
+		ps.Add(path, s, "must be an http or https URL")
 	case u.Host == "" || u.Hostname() == "":
-		ps.add(path, s, "has no host")
+		ps.Add(path, s, "has no host")
 	}
 }
 
 func (ps *problems) absPath(field, p string) {
 	switch {
 	case len(p) > maxShortText:
-		ps.add(field, "", fmt.Sprintf("too long (%d bytes; at most %d)", len(p), maxShortText))
+		ps.Add(field, "", fmt.Sprintf("too long (%d bytes; at most %d)", len(p), maxShortText))
 	case !ps.text(field, p, maxShortText):
 	case !strings.HasPrefix(p, "/"):
-		ps.add(field, p, "must be an absolute path")
+		ps.Add(field, p, "must be an absolute path")
 	case path.Clean(p) != p:
-		ps.add(field, p, fmt.Sprintf("must be a clean path (%s)", path.Clean(p)))
+		ps.Add(field, p, fmt.Sprintf("must be a clean path (%s)", path.Clean(p)))
 	}
 }
 
