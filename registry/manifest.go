@@ -9,6 +9,8 @@ import (
 	"path"
 	"strconv"
 	"strings"
+
+	"github.com/netext/netext/internal/providerid"
 )
 
 // maxManifestSize bounds the size of a manifest file.
@@ -48,7 +50,7 @@ func decodeManifest(data []byte) (manifest, []fieldProblem) {
 	}
 	if m.ID == "" {
 		add("id", "required: a reverse-DNS name such as org.example.wireguard")
-	} else if msg := idMessage(m.ID); msg != "" {
+	} else if msg := providerid.Problem(m.ID); msg != "" {
 		add("id", "%q: %s", m.ID, msg)
 	}
 	if len(m.Description) > 1024 || strings.ContainsFunc(m.Description, isControl) {
@@ -100,41 +102,13 @@ func userMessage(u string) string {
 	return ""
 }
 
-// idMessage returns what is wrong with a provider id, or "". The store
-// applies the same rule to a configuration's providerID.
-func idMessage(id string) string {
-	if len(id) > 255 {
-		return "too long (at most 255 characters)"
-	}
-	labels := strings.Split(id, ".")
-	if len(labels) < 2 {
-		return "must be a reverse-DNS name such as org.example.wireguard"
-	}
-	for _, l := range labels {
-		switch {
-		case l == "":
-			return "has an empty label (two dots in a row, or a dot at an end)"
-		case len(l) > 63:
-			return fmt.Sprintf("label %q is longer than 63 characters", l)
-		case l[0] == '-' || l[len(l)-1] == '-':
-			return fmt.Sprintf("label %q starts or ends with '-'", l)
-		}
-		for _, c := range []byte(l) {
-			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
-				return fmt.Sprintf("label %q contains %q; use letters, digits and '-'", l, rune(c))
-			}
-		}
-	}
-	return ""
-}
-
 // CheckID reports whether id can identify a provider (see the package
 // documentation for the rule).
 func CheckID(id string) error {
 	if id == "" {
 		return errors.New("provider id is empty")
 	}
-	if msg := idMessage(id); msg != "" {
+	if msg := providerid.Problem(id); msg != "" {
 		return fmt.Errorf("provider id %q: %s", id, msg)
 	}
 	return nil

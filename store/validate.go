@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/netext/netext/internal/problem"
+	"github.com/netext/netext/internal/providerid"
 )
 
 // Limits on configuration fields.
@@ -60,7 +61,7 @@ func (c *Configuration) Validate() error {
 	ps.text("description", c.Description, MaxDescriptionLen)
 	if c.ProviderID == "" {
 		ps.Add("providerID", "", "required: the id of an installed provider, such as org.example.wireguard")
-	} else if msg := providerIDMessage(c.ProviderID); msg != "" {
+	} else if msg := providerid.Problem(c.ProviderID); msg != "" {
 		ps.Add("providerID", c.ProviderID, msg)
 	}
 	if ps.text("serverAddress", c.ServerAddress, maxShortText) && strings.ContainsFunc(c.ServerAddress, unicode.IsSpace) {
@@ -102,45 +103,6 @@ func nameMessage(name string) string {
 	return "use only letters, digits, '.', '_' and '-'"
 }
 
-// providerIDMessage returns what is wrong with a provider id, or "".
-// A provider id is reverse-DNS-like: two or more dot-separated labels of
-// letters, digits and '-', each 1 to 63 long and not starting or ending
-// with '-', at most 255 in all. The registry applies the same rule.
-func providerIDMessage(id string) string {
-	if len(id) > 255 {
-		return "too long (at most 255 characters)"
-	}
-	labels := strings.Split(id, ".")
-	if len(labels) < 2 {
-		return "must be a reverse-DNS name such as org.example.wireguard"
-	}
-	for _, l := range labels {
-		if msg := labelMessage(l, false); msg != "" {
-			return msg
-		}
-	}
-	return ""
-}
-
-// labelMessage checks one label of a domain name or provider id.
-func labelMessage(l string, underscore bool) string {
-	if l == "" {
-		return "has an empty label (two dots in a row, or a dot at an end)"
-	}
-	if len(l) > 63 {
-		return fmt.Sprintf("label %q is longer than 63 characters", l)
-	}
-	if l[0] == '-' || l[len(l)-1] == '-' {
-		return fmt.Sprintf("label %q starts or ends with '-'", l)
-	}
-	for _, c := range []byte(l) {
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || underscore && c == '_') {
-			return fmt.Sprintf("label %q contains %q; use letters, digits and '-'", l, rune(c))
-		}
-	}
-	return ""
-}
-
 // domainMessage returns what is wrong with a DNS domain name, or "".
 func domainMessage(d string) string {
 	if d == "" {
@@ -150,7 +112,7 @@ func domainMessage(d string) string {
 		return "domain longer than 253 characters"
 	}
 	for _, l := range strings.Split(d, ".") {
-		if msg := labelMessage(l, true); msg != "" {
+		if msg := providerid.LabelProblem(l, true); msg != "" {
 			return msg
 		}
 	}

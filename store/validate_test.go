@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/netext/netext/registry"
 )
 
 func TestValidateGood(t *testing.T) {
@@ -165,21 +164,6 @@ func TestCheckName(t *testing.T) {
 	for _, name := range []string{"", ".", "..", ".a", "-a", "a/b", "a b", "a\x00", "ä", strings.Repeat("z", 65), "a\\b"} {
 		if err := CheckName(name); err == nil {
 			t.Errorf("CheckName(%q) = nil, want an error", name)
-		}
-	}
-}
-
-// TestProviderIDMatchesRegistry keeps the store's providerID rule and the
-// registry's id rule the same.
-func TestProviderIDMatchesRegistry(t *testing.T) {
-	for _, id := range []string{
-		"a.b", "org.example.wireguard", "0.1", "com.example-vpn.x", "a", "", ".a", "a.", "a..b",
-		"a.-b", "a.b-", "a.b_c", "a.b c", "a/b.c", "ä.b", strings.Repeat("a.", 128) + "a", "a." + strings.Repeat("b", 64),
-	} {
-		storeOK := providerIDMessage(id) == "" && id != ""
-		registryOK := registry.CheckID(id) == nil
-		if storeOK != registryOK {
-			t.Errorf("id %q: store accepts %v, registry accepts %v", id, storeOK, registryOK)
 		}
 	}
 }
