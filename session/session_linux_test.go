@@ -40,7 +40,13 @@ func TestConnectAndStop(t *testing.T) {
 		t.Errorf("status after Start: %+v", st)
 	}
 
+	// The session sends the last known path right after start is
+	// answered, on its own: wait for it rather than race it.
 	info := h.mustCommand(map[string]any{"cmd": "info"})
+	for deadline := time.Now().Add(10 * time.Second); len(info.Paths) == 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+		info = h.mustCommand(map[string]any{"cmd": "info"})
+	}
 	wantTunnel := &providerproto.Tunnel{Name: "faketun0", Kind: providerproto.KindTUN, MTU: 1420}
 	if diff := cmp.Diff(info.Tunnel, wantTunnel); diff != "" || !info.HasFD {
 		t.Errorf("tunnel (-got +want):\n%s\nfd received: %v", diff, info.HasFD)
