@@ -47,3 +47,7 @@ export GOTOOLCHAIN=${GOTOOLCHAIN:-auto}
 
 # iproute2: tests use `ip` to inspect namespaces (the product never does).
 command -v ip >/dev/null 2>&1 || netext_apt iproute2
+
+# nftables: tests inspect the firewall package's table with `nft` (the product
+# talks to the kernel over netlink).
+command -v nft >/dev/null 2>&1 || netext_apt nftables

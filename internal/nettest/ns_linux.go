@@ -322,7 +322,8 @@ func (ns *NS) Sysctl(t testing.TB, key, value string) {
 }
 
 // Snapshot renders the namespace's links, addresses, routes of every table
-// and policy rules, for IPv4 and IPv6, as stable text. Compare two snapshots
+// and policy rules, for IPv4 and IPv6, as stable text, followed by its
+// nftables ruleset when the nft command is installed. Compare two snapshots
 // to prove that something left the namespace exactly as it found it.
 func (ns *NS) Snapshot(t testing.TB) string {
 	t.Helper()
@@ -337,6 +338,10 @@ func (ns *NS) Snapshot(t testing.TB) string {
 	} {
 		fmt.Fprintf(&b, "## ip %s\n", strings.Join(args, " "))
 		b.WriteString(ns.Run(t, "ip", args...))
+	}
+	if _, err := exec.LookPath("nft"); err == nil {
+		b.WriteString("## nft list ruleset\n")
+		b.WriteString(ns.Run(t, "nft", "list", "ruleset"))
 	}
 	return b.String()
 }
