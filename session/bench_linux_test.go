@@ -7,13 +7,14 @@ import (
 	"time"
 
 	"github.com/netext/netext/internal/providerproto"
+	"github.com/netext/netext/internal/testproc"
 )
 
 // BenchmarkStartStop measures a whole run with the in-memory device and
 // network: launch, hello, start with settings, connected, stop, teardown.
 // It reports the time to connected separately.
 func BenchmarkStartStop(b *testing.B) {
-	uid, gid := testUser()
+	uid, gid := testproc.User()
 	pc, _ := json.Marshal(map[string]any{"settings": json.RawMessage(settingsA)})
 	net, devs := &fakeNetwork{}, &fakeDevices{}
 	s, err := New(Config{

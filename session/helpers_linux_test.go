@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -15,10 +13,10 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
 
 	"github.com/netext/netext/internal/providerproto"
+	"github.com/netext/netext/internal/testproc"
 	"github.com/netext/netext/netcfg"
 	"github.com/netext/netext/tun"
 	"github.com/netext/netext/tun/tuntest"
@@ -44,38 +42,14 @@ func TestMain(m *testing.M) {
 		sdkProviderPath = os.Getenv(sdkProviderEnv)
 		os.Exit(m.Run())
 	}
-	dir, err := os.MkdirTemp("", "session-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := func() int {
-		defer os.RemoveAll(dir)
-		if err := os.Chmod(dir, 0o755); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
+	os.Exit(testproc.Run(m, "session-test-", func(dir string) error {
+		bins, err := testproc.Build(dir, "./testdata/faultprovider", "./testdata/sdkprovider")
+		if err != nil {
+			return err
 		}
-		providerPath = filepath.Join(dir, "faultprovider")
-		sdkProviderPath = filepath.Join(dir, "sdkprovider")
-		for _, bin := range []string{providerPath, sdkProviderPath} {
-			out, err := exec.Command("go", "build", "-o", bin, "./testdata/"+filepath.Base(bin)).CombinedOutput()
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "building %s: %v\n%s", filepath.Base(bin), err, out)
-				return 1
-			}
-		}
-		return m.Run()
-	}()
-	os.Exit(code)
-}
-
-// testUser returns the user providers run as: nobody as root, the
-// current user otherwise.
-func testUser() (uint32, uint32) {
-	if os.Geteuid() == 0 {
-		return 65534, 65534
-	}
-	return uint32(os.Geteuid()), uint32(os.Getegid())
+		providerPath, sdkProviderPath = bins[0], bins[1]
+		return nil
+	}))
 }
 
 const testSecret = "s3cr3t-never-logged"
@@ -106,7 +80,7 @@ type harnessOptions struct {
 func newHarness(t *testing.T, o harnessOptions) *harness {
 	t.Helper()
 	checkLeaks(t)
-	uid, gid := testUser()
+	uid, gid := testproc.User()
 	pc := map[string]any{}
 	if o.settings != "" {
 		pc["settings"] = json.RawMessage(o.settings)
@@ -501,52 +475,13 @@ func checkNoSecret(t *testing.T, l *logRecorder) {
 // are left when the test ends.
 func checkLeaks(t *testing.T) {
 	t.Helper()
-	fds := openFDs(t)
-	opt := goleak.IgnoreCurrent()
-	t.Cleanup(func() {
-		if t.Failed() {
-			return
-		}
-		// Cleanups run last in, first out: this one runs after the
-		// session's own.
-		goleak.VerifyNone(t, opt)
+	// Cleanups run last in, first out: the check runs after the session's
+	// own.
+	testproc.CheckLeaks(t, func() {
 		if procs := providerProcesses(); len(procs) > 0 {
 			t.Errorf("provider processes left: %v", procs)
 		}
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			var leaked []string
-			for _, fd := range openFDs(t) {
-				if !slices.Contains(fds, fd) {
-					leaked = append(leaked, fd)
-				}
-			}
-			if len(leaked) == 0 {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Errorf("descriptors left open: %q", leaked)
-				return
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
 	})
-}
-
-func openFDs(t *testing.T) []string {
-	entries, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range entries {
-		target, _ := os.Readlink("/proc/self/fd/" + e.Name())
-		if strings.HasPrefix(target, "anon_inode:") || target == "" {
-			continue
-		}
-		out = append(out, e.Name()+"="+target)
-	}
-	return out
 }
 
 // providerProcesses lists the processes running the fault provider, and

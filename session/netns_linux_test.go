@@ -17,6 +17,7 @@ import (
 
 	"github.com/netext/netext/internal/nettest"
 	"github.com/netext/netext/internal/providerproto"
+	"github.com/netext/netext/internal/testproc"
 	"github.com/netext/netext/netcfg"
 )
 
@@ -35,8 +36,8 @@ func runChild(t *testing.T, ns *nettest.NS, test, v string, env ...string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd := ns.Command(ctx, os.Args[0], "-test.run=^"+test+"$", "-test.v", "-test.count=1", "-test.timeout=80s")
-	cmd.Env = append(os.Environ(), append(env, childEnv+"="+v, providerEnv+"="+providerPath, sdkProviderEnv+"="+sdkProviderPath, nettest.RequireRootEnv+"=1")...)
+	cmd := testproc.Child(ctx, ns, append(env, childEnv+"="+v, providerEnv+"="+providerPath, sdkProviderEnv+"="+sdkProviderPath, nettest.RequireRootEnv+"=1"),
+		"-test.run=^"+test+"$", "-test.v", "-test.count=1", "-test.timeout=80s")
 	out, err := cmd.CombinedOutput()
 	var exit *exec.ExitError
 	if err != nil && !errors.As(err, &exit) {
@@ -68,19 +69,6 @@ func underlay(t *testing.T, ns *nettest.NS) {
 	ns.AddAddr(t, "eth0", "2001:db8::2/64")
 	ns.Run(t, "ip", "route", "add", "default", "via", "192.0.2.1")
 	ns.Run(t, "ip", "-6", "route", "add", "default", "via", "2001:db8::1")
-}
-
-// waitNoTentative waits until ns has no IPv6 address whose duplicate
-// address detection still runs, so that snapshots stay stable.
-func waitNoTentative(t *testing.T, ns *nettest.NS) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for strings.TrimSpace(ns.Run(t, "ip", "-6", "addr", "show", "tentative")) != "" {
-		if time.Now().After(deadline) {
-			t.Fatal("IPv6 addresses still tentative")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 func TestNamespaceFaults(t *testing.T) {
@@ -132,18 +120,9 @@ func TestNamespaceDefaultRoute(t *testing.T) {
 	// IPv6 across the topology works only once duplicate address
 	// detection of the link-local addresses is over, about 2s.
 	for _, dst := range []netip.Addr{topo.ServerAddr4.Addr(), topo.ServerAddr6.Addr()} {
-		deadline := time.Now().Add(15 * time.Second)
-		for {
-			err := topo.Client.Ping(dst, 500*time.Millisecond)
-			if err == nil {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the topology does not reach %s: %v", dst, err)
-			}
-		}
+		topo.Client.WaitPing(t, dst, 15*time.Second)
 	}
-	waitNoTentative(t, topo.Client)
+	topo.Client.WaitNoTentative(t)
 	before := topo.Client.Snapshot(t)
 
 	runChild(t, topo.Client, "TestChildDefaultRoute", "default-route",
@@ -181,23 +160,7 @@ func TestChildDefaultRoute(t *testing.T) {
 	h.mustStart()
 
 	// The provider runs without privilege.
-	pid := h.providerPID()
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fields := map[string]string{}
-	for _, l := range strings.Split(string(status), "\n") {
-		k, v, _ := strings.Cut(l, ":")
-		fields[k] = strings.Join(strings.Fields(v), " ")
-	}
-	wantStatus := map[string]string{"Uid": "65534 65534 65534 65534", "Gid": "65534 65534 65534 65534", "Groups": "",
-		"CapEff": "0000000000000000", "CapPrm": "0000000000000000", "CapAmb": "0000000000000000", "NoNewPrivs": "1"}
-	for k, want := range wantStatus {
-		if fields[k] != want {
-			t.Errorf("provider %s: %q, want %q", k, fields[k], want)
-		}
-	}
+	testproc.CheckUnprivileged(t, h.providerPID())
 
 	info := h.mustCommand(map[string]any{"cmd": "info"})
 	if info.Tunnel == nil || !info.Tunnel.Offloads.VnetHdr || info.Tunnel.MTU != 1400 || info.Tunnel.Index == 0 {

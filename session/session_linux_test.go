@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/netext/netext/internal/providerproto"
+	"github.com/netext/netext/internal/testproc"
 	"github.com/netext/netext/netcfg"
 	"github.com/netext/netext/tun"
 )
@@ -51,7 +52,7 @@ func TestConnectAndStop(t *testing.T) {
 	if diff := cmp.Diff(info.Tunnel, wantTunnel); diff != "" || !info.HasFD {
 		t.Errorf("tunnel (-got +want):\n%s\nfd received: %v", diff, info.HasFD)
 	}
-	uid, _ := testUser()
+	uid, _ := testproc.User()
 	if info.UID != int(uid) {
 		t.Errorf("provider runs as uid %d, want %d", info.UID, uid)
 	}

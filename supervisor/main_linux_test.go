@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -14,6 +12,7 @@ import (
 	"time"
 
 	"github.com/netext/netext/internal/providerproto"
+	"github.com/netext/netext/internal/testproc"
 )
 
 // childEnv selects the behaviour of the test binary when it runs as a
@@ -28,45 +27,10 @@ func TestMain(m *testing.M) {
 	if mode, ok := os.LookupEnv(childEnv); ok {
 		os.Exit(childMain(mode))
 	}
-	dir, err := os.MkdirTemp("", "supervisor-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := func() int {
-		defer os.RemoveAll(dir)
-		if err := copyExecutable(dir); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		return m.Run()
-	}()
-	os.Exit(code)
-}
-
-func copyExecutable(dir string) error {
-	if err := os.Chmod(dir, 0o755); err != nil {
+	os.Exit(testproc.Run(m, "supervisor-test-", func(dir string) (err error) {
+		childPath, err = testproc.CopySelf(dir, "child")
 		return err
-	}
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	src, err := os.Open(self)
-	if err != nil {
-		return err
-	}
-	defer src.Close()
-	childPath = filepath.Join(dir, "child")
-	dst, err := os.OpenFile(childPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(dst, src); err != nil {
-		dst.Close()
-		return err
-	}
-	return dst.Close()
+	}))
 }
 
 // facts is what the "facts" child reports on its standard output.

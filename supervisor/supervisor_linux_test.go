@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,9 +15,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"go.uber.org/goleak"
 
 	"github.com/netext/netext/internal/providerproto"
+	"github.com/netext/netext/internal/testproc"
 )
 
 // recorder is a slog.Handler that keeps every record.
@@ -69,18 +68,9 @@ func (r *recorder) messages() []string {
 	return out
 }
 
-// user returns the user and group providers run as in tests: nobody as
-// root, and the current user otherwise.
-func user() (uint32, uint32) {
-	if os.Geteuid() == 0 {
-		return 65534, 65534
-	}
-	return uint32(os.Geteuid()), uint32(os.Getegid())
-}
-
 func launch(t *testing.T, mode string, rec *recorder) *Process {
 	t.Helper()
-	uid, gid := user()
+	uid, gid := testproc.User()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	p, err := Launch(ctx, Options{
@@ -119,55 +109,8 @@ func waitDone(t *testing.T, p *Process) ExitStatus {
 	return s
 }
 
-// checkLeaks fails t if goroutines or descriptors are left over when the
-// test ends.
-func checkLeaks(t *testing.T) {
-	t.Helper()
-	fds := openFDs(t)
-	opt := goleak.IgnoreCurrent()
-	t.Cleanup(func() {
-		if t.Failed() {
-			return
-		}
-		goleak.VerifyNone(t, opt)
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			var leaked []string
-			for _, fd := range openFDs(t) {
-				if !slices.Contains(fds, fd) {
-					leaked = append(leaked, fd)
-				}
-			}
-			if len(leaked) == 0 {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Errorf("descriptors left open: %q", leaked)
-				return
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	})
-}
-
-func openFDs(t *testing.T) []string {
-	entries, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range entries {
-		target, _ := os.Readlink("/proc/self/fd/" + e.Name())
-		if strings.HasPrefix(target, "anon_inode:") || target == "" {
-			continue // epoll, pidfds and the descriptor ReadDir used
-		}
-		out = append(out, e.Name()+"="+target)
-	}
-	return out
-}
-
 func TestLaunchProcessProperties(t *testing.T) {
-	checkLeaks(t)
+	testproc.CheckLeaks(t, nil)
 	rec := &recorder{}
 	p := launch(t, "facts", rec)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -197,7 +140,7 @@ func TestLaunchProcessProperties(t *testing.T) {
 	if got.PID == 0 {
 		t.Fatalf("no facts in the output: %q", rec.lines("stdout"))
 	}
-	uid, gid := user()
+	uid, gid := testproc.User()
 	if got.UID != int(uid) || got.GID != int(gid) {
 		t.Errorf("runs as %d:%d, want %d:%d", got.UID, got.GID, uid, gid)
 	}
@@ -255,7 +198,7 @@ func TestExitStatus(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.mode, func(t *testing.T) {
-			checkLeaks(t)
+			testproc.CheckLeaks(t, nil)
 			p := launch(t, tt.mode, &recorder{})
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
@@ -273,7 +216,7 @@ func TestExitStatus(t *testing.T) {
 
 func TestWaitHelloErrors(t *testing.T) {
 	t.Run("timeout", func(t *testing.T) {
-		checkLeaks(t)
+		testproc.CheckLeaks(t, nil)
 		p := launch(t, "silent", &recorder{})
 		_, err := p.WaitHello(context.Background(), 200*time.Millisecond)
 		if want := "provider did not say hello within 200ms"; err == nil || err.Error() != want || !errors.Is(err, context.DeadlineExceeded) {
@@ -285,7 +228,7 @@ func TestWaitHelloErrors(t *testing.T) {
 		}
 	})
 	t.Run("no common version", func(t *testing.T) {
-		checkLeaks(t)
+		testproc.CheckLeaks(t, nil)
 		p := launch(t, "newer", &recorder{})
 		_, err := p.WaitHello(context.Background(), 10*time.Second)
 		want := "provider handshake failed: unsupported: no common protocol version: provider speaks 2 to 3, daemon speaks 1 to 1"
@@ -315,7 +258,7 @@ func TestStop(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.mode, func(t *testing.T) {
-			checkLeaks(t)
+			testproc.CheckLeaks(t, nil)
 			p := launch(t, tt.mode, &recorder{})
 			if _, err := p.WaitHello(context.Background(), 10*time.Second); err != nil {
 				t.Fatal(err)
@@ -332,7 +275,7 @@ func TestStop(t *testing.T) {
 }
 
 func TestKillsProcessGroup(t *testing.T) {
-	checkLeaks(t)
+	testproc.CheckLeaks(t, nil)
 	rec := &recorder{}
 	p := launch(t, "group", rec)
 	if _, err := p.WaitHello(context.Background(), 10*time.Second); err != nil {
@@ -371,7 +314,7 @@ func TestKillsProcessGroup(t *testing.T) {
 
 func TestOutput(t *testing.T) {
 	t.Run("long line", func(t *testing.T) {
-		checkLeaks(t)
+		testproc.CheckLeaks(t, nil)
 		rec := &recorder{}
 		p := launch(t, "long-line", rec)
 		if _, err := p.WaitHello(context.Background(), 10*time.Second); err != nil {
@@ -391,7 +334,7 @@ func TestOutput(t *testing.T) {
 		}
 	})
 	t.Run("slow log never blocks the provider", func(t *testing.T) {
-		checkLeaks(t)
+		testproc.CheckLeaks(t, nil)
 		// 20,000 lines at 1ms each would take 20s to log; the provider
 		// still says hello at once, and lines are dropped.
 		rec := &recorder{delay: time.Millisecond}
@@ -412,7 +355,7 @@ func TestOutput(t *testing.T) {
 }
 
 func TestOptionsErrors(t *testing.T) {
-	uid, gid := user()
+	uid, gid := testproc.User()
 	tests := []struct {
 		name string
 		opts Options
@@ -426,7 +369,7 @@ func TestOptionsErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			checkLeaks(t)
+			testproc.CheckLeaks(t, nil)
 			_, err := Launch(context.Background(), tt.opts)
 			if err == nil || err.Error() != tt.want {
 				t.Errorf("Launch: %v, want %q", err, tt.want)

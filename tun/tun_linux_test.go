@@ -14,7 +14,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +23,7 @@ import (
 	"unsafe"
 
 	"github.com/netext/netext/internal/nettest"
+	"github.com/netext/netext/internal/testproc"
 	"github.com/netext/netext/tun"
 	"github.com/netext/netext/tun/tuntest"
 	"github.com/vishvananda/netlink"
@@ -764,7 +764,10 @@ func TestHandOverToUnprivilegedProcess(t *testing.T) {
 	dev := createIn(t, ns, tun.Options{})
 	configure(t, ns, dev, "10.5.0.1/24", "fd05::1/64")
 	name := devName(t, dev)
-	bin := copyExecutable(t)
+	bin, err := testproc.CopySelf(testproc.Dir(t), "tun.test")
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*waitTimeout)
 	defer cancel()
@@ -812,33 +815,6 @@ func TestHandOverToUnprivilegedProcess(t *testing.T) {
 		t.Errorf("child output lacks %q", want)
 	}
 	waitGone(t, ns, name)
-}
-
-// copyExecutable copies the test binary where an unprivileged user can run
-// it, since the build directory is private to root.
-func copyExecutable(t testing.TB) string {
-	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := os.MkdirTemp("", "tuntest-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(self)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "tun.test")
-	if err := os.WriteFile(bin, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return bin
 }
 
 // runChild is the child side of TestHandOverToUnprivilegedProcess. It
@@ -902,7 +878,7 @@ func TestWireGuardInterop(t *testing.T) {
 	nss := [2]*nettest.NS{nsA, nsB}
 	for i, ns := range nss {
 		dev := createIn(t, ns, tun.Options{})
-		wg := device.NewDevice(dev, conn.NewDefaultBind(), wgLogger(t, fmt.Sprintf("wg%d: ", i)))
+		wg := device.NewDevice(dev, conn.NewDefaultBind(), tuntest.WireGuardLogger(t, fmt.Sprintf("wg%d: ", i)))
 		t.Cleanup(wg.Close)
 		peer := keys[i^1].PublicKey()
 		cfg := fmt.Sprintf("private_key=%s\nlisten_port=51820\npublic_key=%s\nendpoint=192.168.77.%d:51820\nallowed_ip=10.77.0.%d/32\nallowed_ip=fd77::%d/128\n",
@@ -932,24 +908,6 @@ func mustKey(t testing.TB) wgtypes.Key {
 		t.Fatal(err)
 	}
 	return k
-}
-
-// wgLogger returns a wireguard-go logger that writes errors to t until the
-// test ends.
-func wgLogger(t testing.TB, prefix string) *device.Logger {
-	var mu sync.Mutex
-	done := false
-	t.Cleanup(func() { mu.Lock(); done = true; mu.Unlock() })
-	return &device.Logger{
-		Verbosef: device.DiscardLogf,
-		Errorf: func(format string, args ...any) {
-			mu.Lock()
-			defer mu.Unlock()
-			if !done {
-				t.Logf(prefix+format, args...)
-			}
-		},
-	}
 }
 
 func TestFromFile(t *testing.T) {

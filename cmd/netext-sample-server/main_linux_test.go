@@ -12,33 +12,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/netext/netext/internal/nettest"
+	"github.com/netext/netext/internal/testproc"
 	"github.com/netext/netext/providers/sample"
 	"github.com/netext/netext/tun"
 )
-
-// lockedBuffer collects a child's output.
-type lockedBuffer struct {
-	mu  sync.Mutex // guards buf
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestTunnel runs the server command on a real TUN interface in the
 // topology's server namespace and a client endpoint on a real TUN interface
@@ -56,12 +37,9 @@ func TestTunnel(t *testing.T) {
 
 // tunnel is a server command and a client endpoint in a topology.
 type tunnel struct {
-	tp      *nettest.Topology
-	client  *sample.Endpoint
-	out     *lockedBuffer // the server's output
-	cmd     *exec.Cmd
-	exited  chan error // receives the server's exit
-	stopped bool       // the server has exited
+	tp     *nettest.Topology
+	client *sample.Endpoint
+	server *testproc.Proc
 }
 
 // startTunnel starts the server command in tp.Server and a client endpoint
@@ -69,7 +47,7 @@ type tunnel struct {
 // stopped in tb.Cleanup.
 func startTunnel(tb testing.TB, offloads bool) *tunnel {
 	tb.Helper()
-	tn := &tunnel{tp: nettest.NewTopology(tb), out: &lockedBuffer{}, exited: make(chan error, 1)}
+	tn := &tunnel{tp: nettest.NewTopology(tb)}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
@@ -84,22 +62,7 @@ func startTunnel(tb testing.TB, offloads bool) *tunnel {
 		args = append(args, "-disable-offloads")
 	}
 	// The server must outlive ctx, which only bounds the start.
-	tn.cmd = tn.tp.Server.Command(context.Background(), os.Args[0], "-test.run=^$")
-	tn.cmd.Env = append(os.Environ(), childArgs+"="+strings.Join(args, "\n"))
-	tn.cmd.Stdout, tn.cmd.Stderr = tn.out, tn.out
-	if err := tn.cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	go func() { tn.exited <- tn.cmd.Wait() }()
-	tb.Cleanup(func() {
-		if !tn.stopped {
-			tn.cmd.Process.Kill()
-			<-tn.exited
-		}
-		if tb.Failed() || testing.Verbose() {
-			tb.Logf("server output:\n%s", tn.out.String())
-		}
-	})
+	tn.server = testproc.Start(tb, "server", testproc.Child(context.Background(), tn.tp.Server, []string{childArgs + "=" + strings.Join(args, "\n")}))
 
 	// The client: a TUN interface and a UDP socket in the client namespace.
 	var dev tun.Device
@@ -214,19 +177,10 @@ func testTunnel(t *testing.T, offloads bool) {
 	}
 
 	// SIGTERM stops the server cleanly, and its interface goes with it.
-	if err := tn.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
+	if err := tn.server.Stop(30 * time.Second); err != nil {
+		t.Fatalf("server exit after SIGTERM: %v, want status 0", err)
 	}
-	select {
-	case err := <-tn.exited:
-		tn.stopped = true
-		if err != nil {
-			t.Fatalf("server exit after SIGTERM: %v, want status 0", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("server still running 30s after SIGTERM")
-	}
-	if !strings.Contains(tn.out.String(), "sample server: stopped") {
+	if !strings.Contains(tn.server.Out.String(), "sample server: stopped") {
 		t.Errorf("no stop line in the server's log")
 	}
 	if _, err := tn.tp.Server.Output("ip", "link", "show", "sample0"); err == nil {
@@ -279,9 +233,8 @@ func TestServerFails(t *testing.T) {
 	ns.AddDummy(t, "taken0")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := ns.Command(ctx, os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), EnvKey+"="+key.Base64(),
-		childArgs+"="+strings.Join([]string{"-tun", "taken0", "-address", "10.99.0.1/24"}, "\n"))
+	cmd := testproc.Child(ctx, ns, []string{EnvKey + "=" + key.Base64(),
+		childArgs + "=" + strings.Join([]string{"-tun", "taken0", "-address", "10.99.0.1/24"}, "\n")})
 	out, err := cmd.CombinedOutput()
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != 1 {

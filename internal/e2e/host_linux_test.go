@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,14 +9,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/netext/netext/internal/nettest"
 	"github.com/netext/netext/internal/providerproto"
+	"github.com/netext/netext/internal/testproc"
 	"github.com/netext/netext/netcfg"
 	"github.com/netext/netext/session"
 	"github.com/netext/netext/supervisor"
@@ -136,11 +134,9 @@ func hostMain() int {
 
 // host is the parent's handle on a child host.
 type host struct {
-	cmd     *exec.Cmd
+	proc    *testproc.Proc // its log is proc.Out
 	stdin   io.WriteCloser
 	replies chan hostReply
-	stderr  *lockedBuffer
-	exited  chan error // receives the child's exit
 }
 
 // startHost starts a child host in ns. It is stopped in t.Cleanup, and its
@@ -153,20 +149,16 @@ func startHost(t *testing.T, ns *nettest.NS, cfg hostConfig) *host {
 	}
 	// The child must outlive any one command's deadline; the namespace's
 	// cleanup kills it if it is still running then.
-	h := &host{replies: make(chan hostReply), stderr: &lockedBuffer{}, exited: make(chan error, 1)}
-	h.cmd = ns.Command(context.Background(), os.Args[0])
-	h.cmd.Env = append(os.Environ(), hostEnv+"="+string(data))
-	h.cmd.Stderr = h.stderr
-	if h.stdin, err = h.cmd.StdinPipe(); err != nil {
+	h := &host{replies: make(chan hostReply)}
+	cmd := testproc.Child(context.Background(), ns, []string{hostEnv + "=" + string(data)})
+	if h.stdin, err = cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
 	}
-	stdout, err := h.cmd.StdoutPipe()
+	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	h.proc = testproc.Start(t, "session host", cmd)
 	go func() {
 		defer close(h.replies)
 		dec := json.NewDecoder(stdout)
@@ -178,13 +170,9 @@ func startHost(t *testing.T, ns *nettest.NS, cfg hostConfig) *host {
 			h.replies <- r
 		}
 	}()
-	go func() { h.exited <- h.cmd.Wait() }()
 	t.Cleanup(func() {
 		if err := h.close(); err != nil {
 			t.Errorf("session host: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("session host log:\n%s", h.stderr.String())
 		}
 	})
 	return h
@@ -216,35 +204,7 @@ func (h *host) close() error {
 	}
 	h.stdin.Close()
 	h.stdin = nil
-	select {
-	case err := <-h.exited:
-		if err != nil {
-			return fmt.Errorf("exit: %w", err)
-		}
-		return nil
-	case <-time.After(60 * time.Second):
-		h.cmd.Process.Kill()
-		<-h.exited
-		return errors.New("still running 60s after its input ended; killed")
-	}
-}
-
-// lockedBuffer collects a child's output.
-type lockedBuffer struct {
-	mu  sync.Mutex // guards buf
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	return h.proc.Wait(60 * time.Second)
 }
 
 // Executables built once per test binary, into a directory every user
@@ -252,43 +212,29 @@ func (b *lockedBuffer) String() string {
 var (
 	binDir  string
 	binOnce sync.Once
+	bins    []string
 	binErr  error
 )
 
-// executables builds the commands named by their import paths (once per
-// test binary) and returns their paths in the same order.
+// executables builds the provider and the server (once per test binary)
+// and returns their paths.
 func executables(t *testing.T) (provider, server string) {
 	t.Helper()
 	binOnce.Do(func() {
-		pkgs := []string{"github.com/netext/netext/cmd/netext-provider-sample", "github.com/netext/netext/cmd/netext-sample-server"}
-		args := append([]string{"build", "-o", binDir + "/"}, pkgs...)
-		out, err := exec.Command("go", args...).CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
+		bins, binErr = testproc.Build(binDir, "github.com/netext/netext/cmd/netext-provider-sample", "github.com/netext/netext/cmd/netext-sample-server")
 	})
 	if binErr != nil {
 		t.Fatal(binErr)
 	}
-	return filepath.Join(binDir, "netext-provider-sample"), filepath.Join(binDir, "netext-sample-server")
+	return bins[0], bins[1]
 }
 
 func TestMain(m *testing.M) {
 	if os.Getenv(hostEnv) != "" {
 		os.Exit(hostMain())
 	}
-	dir, err := os.MkdirTemp("", "netext-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	binDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(testproc.Run(m, "netext-e2e-", func(dir string) error {
+		binDir = dir
+		return nil
+	}))
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/netext/netext/internal/nettest"
 	"github.com/netext/netext/internal/providerproto"
+	"github.com/netext/netext/internal/testproc"
 	"github.com/netext/netext/netcfg"
 	"github.com/netext/netext/providers/sample"
 	"github.com/netext/netext/session"
@@ -103,9 +104,9 @@ func testSampleTunnel(t *testing.T, underlay6, noOffloads bool) {
 	// the link-local addresses is over; the snapshot must not see that
 	// happen either.
 	for _, dst := range []netip.Addr{tp.ServerAddr4.Addr(), tp.ServerAddr6.Addr()} {
-		waitPing(t, tp.Client, dst, 15*time.Second)
+		tp.Client.WaitPing(t, dst, 15*time.Second)
 	}
-	waitNoTentative(t, tp.Client)
+	tp.Client.WaitNoTentative(t)
 	before := tp.Client.Snapshot(t)
 
 	pc, err := json.Marshal(map[string]any{
@@ -142,7 +143,7 @@ func testSampleTunnel(t *testing.T, underlay6, noOffloads bool) {
 		t.Fatal("start: no provider pid")
 	}
 
-	t.Run("unprivileged", func(t *testing.T) { checkUnprivileged(t, pid) })
+	t.Run("unprivileged", func(t *testing.T) { testproc.CheckUnprivileged(t, pid) })
 
 	t.Run("routes", func(t *testing.T) {
 		// Everything takes the tunnel, except the provider's own
@@ -156,7 +157,7 @@ func testSampleTunnel(t *testing.T, underlay6, noOffloads bool) {
 	t.Run("ping", func(t *testing.T) {
 		for _, dst := range []netip.Addr{serverTunnel4.Addr(), serverTunnel6.Addr(), tp.PublicHost4, tp.PublicHost6} {
 			// The tunnel's IPv6 address may need a moment, so wait.
-			waitPing(t, tp.Client, dst, 10*time.Second)
+			tp.Client.WaitPing(t, dst, 10*time.Second)
 		}
 	})
 
@@ -194,7 +195,7 @@ func testSampleTunnel(t *testing.T, underlay6, noOffloads bool) {
 		t.Fatalf("second start: %+v, want connected with a new provider (the first was %d)", r, pid)
 	}
 	pid = r.PID
-	waitPing(t, tp.Client, serverTunnel4.Addr(), 10*time.Second)
+	tp.Client.WaitPing(t, serverTunnel4.Addr(), 10*time.Second)
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -249,71 +250,9 @@ func startServer(t *testing.T, ns *nettest.NS, path string, key sample.Key, list
 	if err := os.WriteFile(keyFile, []byte(key.Base64()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out := &lockedBuffer{}
 	cmd := ns.Command(context.Background(), path, "-listen", listen.String(), "-key-file", keyFile, "-tun", serverDev,
 		"-address", serverTunnel4.String(), "-address", serverTunnel6.String(), "-log-level", "debug")
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case err := <-exited:
-			if err != nil {
-				t.Errorf("sample server exit: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-			t.Errorf("sample server still running 20s after SIGTERM; killed")
-		}
-		if t.Failed() {
-			t.Logf("sample server log:\n%s", out.String())
-		}
-	})
-	deadline := time.After(20 * time.Second)
-	for !strings.Contains(out.String(), "sample server: listening") {
-		select {
-		case err := <-exited:
-			exited <- err
-			t.Fatalf("sample server exited: %v\n%s", err, out.String())
-		case <-deadline:
-			t.Fatalf("sample server not listening after 20s:\n%s", out.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
-// checkUnprivileged checks that process pid runs as nobody with no
-// capabilities.
-func checkUnprivileged(t *testing.T, pid int) {
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]string{}
-	for _, l := range strings.Split(string(status), "\n") {
-		k, v, _ := strings.Cut(l, ":")
-		got[k] = strings.Join(strings.Fields(v), " ")
-	}
-	want := map[string]string{
-		"Uid":        "65534 65534 65534 65534",
-		"Gid":        "65534 65534 65534 65534",
-		"Groups":     "",
-		"CapInh":     "0000000000000000",
-		"CapPrm":     "0000000000000000",
-		"CapEff":     "0000000000000000",
-		"CapAmb":     "0000000000000000",
-		"NoNewPrivs": "1",
-	}
-	for k, w := range want {
-		if got[k] != w {
-			t.Errorf("provider %d %s: %q, want %q", pid, k, got[k], w)
-		}
-	}
+	testproc.Start(t, "sample server", cmd).WaitOutput(t, "sample server: listening", 20*time.Second)
 }
 
 func checkRoute(t *testing.T, ns *nettest.NS, dst netip.Addr, mark uint32, dev string) {
@@ -469,32 +408,4 @@ func linkStats(t *testing.T, ns *nettest.NS) clientLinks {
 		return counters{TxBytes: s.TxBytes, RxBytes: s.RxBytes}
 	}
 	return clientLinks{eth0: get("eth0"), tunnel: get(tunnelDev)}
-}
-
-// waitPing pings dst from ns until it answers, for up to wait.
-func waitPing(t *testing.T, ns *nettest.NS, dst netip.Addr, wait time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for {
-		err := ns.Ping(dst, 500*time.Millisecond)
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ping %v: %v", dst, err)
-		}
-	}
-}
-
-// waitNoTentative waits until ns has no IPv6 address whose duplicate
-// address detection still runs, so that snapshots stay stable.
-func waitNoTentative(t *testing.T, ns *nettest.NS) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for strings.TrimSpace(ns.Run(t, "ip", "-6", "addr", "show", "tentative")) != "" {
-		if time.Now().After(deadline) {
-			t.Fatal("IPv6 addresses still tentative")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

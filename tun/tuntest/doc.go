@@ -11,5 +11,6 @@
 //
 // Like the Linux devices, these devices send no events on their own; a test
 // may inject some with [Device.SendEvent]. A wireguard-go device on top is
-// started with its Up method.
+// started with its Up method; [WireGuardLogger] gives it a logger that
+// writes its errors to the test.
 package tuntest

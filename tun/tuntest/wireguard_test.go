@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,24 +14,6 @@ import (
 	"golang.zx2c4.com/wireguard/conn/bindtest"
 	"golang.zx2c4.com/wireguard/device"
 )
-
-// testLogger returns a wireguard-go logger that writes errors to t until
-// the test ends.
-func testLogger(t *testing.T, prefix string) *device.Logger {
-	var mu sync.Mutex
-	done := false
-	t.Cleanup(func() { mu.Lock(); done = true; mu.Unlock() })
-	return &device.Logger{
-		Verbosef: device.DiscardLogf,
-		Errorf: func(format string, args ...any) {
-			mu.Lock()
-			defer mu.Unlock()
-			if !done {
-				t.Logf(prefix+format, args...)
-			}
-		},
-	}
-}
 
 func keyPair(t *testing.T) (priv, pub string) {
 	var k [32]byte
@@ -82,7 +63,7 @@ func TestWireGuardPair(t *testing.T) {
 		k, d := Pipe(Options{Name: fmt.Sprintf("wg%d", i)})
 		kernel[i] = k
 		t.Cleanup(func() { k.Close() })
-		dev := device.NewDevice(d, binds[i], testLogger(t, fmt.Sprintf("dev%d: ", i)))
+		dev := device.NewDevice(d, binds[i], WireGuardLogger(t, fmt.Sprintf("dev%d: ", i)))
 		devs[i] = dev
 		t.Cleanup(dev.Close)
 		cfg := fmt.Sprintf("private_key=%s\nlisten_port=0\nreplace_peers=true\npublic_key=%s\nreplace_allowed_ips=true\nallowed_ip=%s/32\nallowed_ip=%s/128\n",
