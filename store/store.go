@@ -308,6 +308,16 @@ func (s *Store) List() []Configuration {
 func (s *Store) Get(name string) (Configuration, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	c, err := s.lookupLocked(name)
+	if err != nil {
+		return Configuration{}, err
+	}
+	return c.Clone(), nil
+}
+
+// lookupLocked returns the configuration called name, or ErrClosed, or
+// the ErrNotFound error of notFoundLocked.
+func (s *Store) lookupLocked(name string) (Configuration, error) {
 	if s.closed {
 		return Configuration{}, ErrClosed
 	}
@@ -315,7 +325,7 @@ func (s *Store) Get(name string) (Configuration, error) {
 	if !ok {
 		return Configuration{}, s.notFoundLocked(name)
 	}
-	return c.Clone(), nil
+	return c, nil
 }
 
 // notFoundLocked returns the ErrNotFound error for name, which mentions a
@@ -424,12 +434,9 @@ func (s *Store) SetEnabled(name string, enabled bool, generation uint64) (Config
 func (s *Store) update(name string, generation uint64, secret *Secret, change func(*Configuration)) (Configuration, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return Configuration{}, ErrClosed
-	}
-	cur, ok := s.configs[name]
-	if !ok {
-		return Configuration{}, s.notFoundLocked(name)
+	cur, err := s.lookupLocked(name)
+	if err != nil {
+		return Configuration{}, err
 	}
 	if generation != cur.Generation {
 		return Configuration{}, &StaleError{Name: name, Have: generation, Current: cur.Generation}
@@ -568,12 +575,9 @@ func (s *Store) Delete(name string, generation uint64) error {
 func (s *Store) Secret(name string) (Secret, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return Secret{}, ErrClosed
-	}
-	c, ok := s.configs[name]
-	if !ok {
-		return Secret{}, s.notFoundLocked(name)
+	c, err := s.lookupLocked(name)
+	if err != nil {
+		return Secret{}, err
 	}
 	if !c.HasSecret {
 		return Secret{}, fmt.Errorf("configuration %q: %w", name, ErrNoSecret)
@@ -599,11 +603,8 @@ func (s *Store) Secret(name string) (Secret, error) {
 func (s *Store) SetLastError(name, msg string, at time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return ErrClosed
-	}
-	if _, ok := s.configs[name]; !ok {
-		return s.notFoundLocked(name)
+	if _, err := s.lookupLocked(name); err != nil {
+		return err
 	}
 	if msg == "" {
 		if err := removeSynced(s.statePath(), name+".json"); err != nil {
@@ -629,11 +630,8 @@ func (s *Store) SetLastError(name, msg string, at time.Time) error {
 func (s *Store) LastError(name string) (LastError, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return LastError{}, ErrClosed
-	}
-	if _, ok := s.configs[name]; !ok {
-		return LastError{}, s.notFoundLocked(name)
+	if _, err := s.lookupLocked(name); err != nil {
+		return LastError{}, err
 	}
 	return s.lastErrors[name], nil
 }
