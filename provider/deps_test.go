@@ -7,13 +7,15 @@ import (
 )
 
 // TestDeps keeps the SDK free of the daemon: a provider links the standard
-// library, x/sys, the settings model, the tun package (with the parts of
-// wireguard-go it builds on) and the protocol, and nothing else.
+// library, x/sys, the settings model (with its problem reports), the tun
+// package (with the parts of wireguard-go it builds on) and the protocol,
+// and nothing else.
 func TestDeps(t *testing.T) {
 	const module = "github.com/netext/netext/"
 	allowed := []string{
 		module + "provider",
 		module + "netsettings",
+		module + "internal/problem", // the settings model's problem reports
 		module + "tun",
 		module + "internal/providerproto",
 		"golang.org/x/sys/",
