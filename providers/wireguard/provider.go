@@ -49,8 +49,8 @@ var (
 // NewProvider returns a provider ready for provider.Main.
 func NewProvider() *Provider { return &Provider{} }
 
-// session is what StartTunnel sets up, for the goroutines that outlive it.
-type session struct {
+// tunnel is what StartTunnel sets up, for the goroutines that outlive it.
+type tunnel struct {
 	t    *provider.Tunnel
 	log  *slog.Logger
 	cfg  *ProviderConfig
@@ -76,7 +76,7 @@ func (p *Provider) StartTunnel(ctx context.Context, t *provider.Tunnel, _ map[st
 	if err != nil {
 		return err
 	}
-	s := &session{t: t, log: log, cfg: cfg, res: bypassResolver(t)}
+	s := &tunnel{t: t, log: log, cfg: cfg, res: bypassResolver(t)}
 	if s.eps, err = s.resolveAll(ctx); err != nil {
 		return err
 	}
@@ -212,7 +212,7 @@ func uapiConfig(c *ProviderConfig, k *keys, eps []netip.AddrPort) string {
 // waitHandshake starts a handshake with every peer that has an endpoint
 // and waits until one completes, the configuration's handshake timeout
 // passes, or ctx ends.
-func (s *session) waitHandshake(ctx context.Context) error {
+func (s *tunnel) waitHandshake(ctx context.Context) error {
 	first := -1
 	for i, ep := range s.eps {
 		if !ep.IsValid() {
@@ -260,7 +260,7 @@ func (s *session) waitHandshake(ctx context.Context) error {
 
 // kick makes the device send a keepalive to the peer, which starts a
 // handshake when there is no session yet.
-func (s *session) kick(pub wgtypes.Key) {
+func (s *tunnel) kick(pub wgtypes.Key) {
 	if peer := s.dev.LookupPeer(device.NoisePublicKey(pub)); peer != nil {
 		peer.SendKeepalive()
 	}
@@ -272,7 +272,7 @@ func (s *session) kick(pub wgtypes.Key) {
 // addresses given to the device, and every peer with an endpoint sent a
 // keepalive, so that a new handshake or the peer's roaming follows at
 // once.
-func (s *session) watchPath(ctx context.Context) {
+func (s *tunnel) watchPath(ctx context.Context) {
 	last := s.t.Path()
 	reasserting := false
 	for {
@@ -314,7 +314,7 @@ func (s *session) watchPath(ctx context.Context) {
 
 // reresolve looks the endpoints' host names up again and updates the
 // peers whose address changed, then sends keepalives.
-func (s *session) reresolve(ctx context.Context) {
+func (s *tunnel) reresolve(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
 	defer cancel()
 	var b strings.Builder

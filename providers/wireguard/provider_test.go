@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -26,7 +27,17 @@ import (
 	"github.com/netext/netext/tun/tuntest"
 )
 
+// testChild, when set (by the Linux tests), runs the test binary as a
+// child process instead of the tests, and returns its exit code, if its
+// environment asks for that.
+var testChild func() (code int, ok bool)
+
 func TestMain(m *testing.M) {
+	if testChild != nil {
+		if code, ok := testChild(); ok {
+			os.Exit(code)
+		}
+	}
 	goleak.VerifyTestMain(m)
 }
 

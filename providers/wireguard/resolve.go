@@ -24,7 +24,7 @@ func bypassResolver(t *provider.Tunnel) *net.Resolver {
 
 // resolveAll resolves every peer's endpoint; peers without one get the
 // zero AddrPort.
-func (s *session) resolveAll(ctx context.Context) ([]netip.AddrPort, error) {
+func (s *tunnel) resolveAll(ctx context.Context) ([]netip.AddrPort, error) {
 	eps := make([]netip.AddrPort, len(s.cfg.Peers))
 	for i, p := range s.cfg.Peers {
 		if p.Endpoint == "" {
@@ -43,7 +43,7 @@ func (s *session) resolveAll(ctx context.Context) ([]netip.AddrPort, error) {
 // resolve turns host (an IP address or a host name) and port into an
 // address. Of several addresses it takes the first of a family that the
 // current path has, when the path says.
-func (s *session) resolve(ctx context.Context, host string, port uint16) (netip.AddrPort, error) {
+func (s *tunnel) resolve(ctx context.Context, host string, port uint16) (netip.AddrPort, error) {
 	if a, err := netip.ParseAddr(host); err == nil {
 		return netip.AddrPortFrom(a.Unmap(), port), nil
 	}
