@@ -51,3 +51,27 @@ command -v ip >/dev/null 2>&1 || netext_apt iproute2
 # nftables: tests inspect the firewall package's table with `nft` (the product
 # talks to the kernel over netlink).
 command -v nft >/dev/null 2>&1 || netext_apt nftables
+
+# systemd-resolved: the dns package's tests run the real daemon inside a
+# network and mount namespace with a private D-Bus. Its files are only
+# unpacked into NETEXT_RESOLVED_DIR, never installed (installing the package
+# would take over the host's /etc/resolv.conf). The version matching the
+# installed libsystemd-shared is preferred, as the binary links against it.
+NETEXT_RESOLVED_DIR=${NETEXT_RESOLVED_DIR:-/var/cache/netext/systemd-resolved}
+if [ "$(id -u)" = 0 ] && [ ! -x "$NETEXT_RESOLVED_DIR/lib/systemd/systemd-resolved" ] &&
+	[ ! -x "$NETEXT_RESOLVED_DIR/usr/lib/systemd/systemd-resolved" ]; then
+	command -v dbus-daemon >/dev/null 2>&1 || [ -x /usr/bin/dbus-daemon ] || netext_apt dbus-daemon
+	(
+		tmp=$(mktemp -d) || exit 1
+		trap 'rm -rf "$tmp"' EXIT
+		cd "$tmp" || exit 1
+		chmod 755 "$tmp" # apt's sandbox user writes here
+		v=$(dpkg-query -W -f='${Version}' libsystemd-shared 2>/dev/null)
+		{ [ -n "$v" ] && apt-get download -qq "systemd-resolved=$v" 2>/dev/null; } ||
+			apt-get download -qq systemd-resolved 2>/dev/null ||
+			{ apt-get update -qq && apt-get download -qq systemd-resolved; } || exit 1
+		mkdir -p "$NETEXT_RESOLVED_DIR.tmp" &&
+			dpkg -x systemd-resolved_*.deb "$NETEXT_RESOLVED_DIR.tmp" &&
+			mv "$NETEXT_RESOLVED_DIR.tmp" "$NETEXT_RESOLVED_DIR"
+	) || { rm -rf "$NETEXT_RESOLVED_DIR.tmp"; echo "setup: could not fetch systemd-resolved; the dns package's resolved tests will be skipped" >&2; }
+fi
