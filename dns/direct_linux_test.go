@@ -1,6 +1,7 @@
 package dns
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io/fs"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/netext/netext/internal/nettest"
 )
 
 const origResolvConf = "# written by the system\nnameserver 192.0.2.53\nnameserver 2001:db8::53\nsearch lan.example\noptions edns0 trust-ad\n"
@@ -438,4 +440,58 @@ func TestDirectCleanUpNotOurs(t *testing.T) {
 		t.Errorf("resolv.conf = %q", got)
 	}
 	stateDirEmpty(t, e.state)
+}
+
+// TestDirectBindMount runs the backend inside `ip netns exec`, where
+// /etc/resolv.conf is a bind mount of /etc/netns/NAME/resolv.conf that
+// cannot be renamed over: it is written in place, and restored byte for
+// byte, also after a crash. The host's /etc/resolv.conf is never touched.
+func TestDirectBindMount(t *testing.T) {
+	nettest.RequireRoot(t)
+	ns := nettest.NewNS(t)
+	hostBefore, hostErr := os.ReadFile(defaultResolvConf)
+
+	if _, err := os.Stat("/etc/netns"); errors.Is(err, fs.ErrNotExist) {
+		if err := os.Mkdir("/etc/netns", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Remove("/etc/netns") })
+	}
+	etc := filepath.Join("/etc/netns", ns.Name)
+	if err := os.Mkdir(etc, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(etc) })
+	token := "# test namespace " + ns.Name + "\n"
+	orig := token + origResolvConf
+	nsFile := filepath.Join(etc, "resolv.conf")
+	if err := os.WriteFile(nsFile, []byte(orig), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(nsFile, 0o640)
+	before := stateOf(t, nsFile)
+	state := t.TempDir()
+	spec := childSpec{Mode: ModeDirect, ResolvConf: defaultResolvConf, StateDir: state, Link: tunnelLink, Config: fullCfg, Expect: token}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := ns.Command(ctx, os.Args[0], "-test.run=^TestChild$", "-test.v")
+	startChild(t, cmd, spec) // applies, then is killed
+	got := stateOf(t, nsFile)
+	want := fileState{Exists: true, Mode: 0o640, Content: ourHeader + "nameserver 10.8.0.1\nsearch corp.example\noptions edns0 trust-ad\n"}
+	if diff := cmp.Diff(got, want); diff != "" {
+		t.Errorf("namespace's resolv.conf after Set (-got +want):\n%s", diff)
+	}
+
+	spec.CleanUp, spec.Revert, spec.Expect = true, true, marker
+	startChild(t, ns.Command(ctx, os.Args[0], "-test.run=^TestChild$", "-test.v"), spec)
+	if diff := cmp.Diff(stateOf(t, nsFile), before); diff != "" {
+		t.Errorf("namespace's resolv.conf after CleanUp, Set and Close (-got +want):\n%s", diff)
+	}
+	stateDirEmpty(t, state)
+	noTempFiles(t, "/etc")
+	hostAfter, err := os.ReadFile(defaultResolvConf)
+	if !bytes.Equal(hostAfter, hostBefore) || (err == nil) != (hostErr == nil) {
+		t.Errorf("the host's resolv.conf changed")
+	}
 }

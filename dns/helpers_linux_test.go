@@ -63,7 +63,9 @@ type childSpec struct {
 	Bus        string // D-Bus address of the system bus; empty: none
 	Link       Link
 	Config     *Config
-	Revert     bool // revert and exit instead of waiting
+	Revert     bool   // revert and exit instead of waiting
+	CleanUp    bool   // run CleanUp first
+	Expect     string // resolv.conf must contain this, or the child refuses to touch it
 }
 
 func TestChild(t *testing.T) {
@@ -75,7 +77,21 @@ func TestChild(t *testing.T) {
 	if err := json.Unmarshal([]byte(spec), &c); err != nil {
 		t.Fatal(err)
 	}
-	b, err := New(c.options(slog.New(slog.NewTextHandler(os.Stderr, nil))))
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if c.Expect != "" {
+		data, err := os.ReadFile(c.ResolvConf)
+		if err != nil || !strings.Contains(string(data), c.Expect) {
+			fmt.Println("error: not the expected resolv.conf; refusing to touch it")
+			t.Fatalf("%s: %v %q", c.ResolvConf, err, data)
+		}
+	}
+	if c.CleanUp {
+		if err := CleanUp(c.options(log)); err != nil {
+			fmt.Println("error:", err)
+			t.Fatal(err)
+		}
+	}
+	b, err := New(c.options(log))
 	if err != nil {
 		fmt.Println("error:", err)
 		t.Fatal(err)
