@@ -21,7 +21,7 @@ import (
 var resolvconfCaps = Capabilities{PerLink: true}
 
 // interfaceOrder is Debian resolvconf's priority list of record names.
-const interfaceOrder = "/etc/resolvconf/interface-order"
+var interfaceOrder = "/etc/resolvconf/interface-order"
 
 // resolvconf hands each link's resolv.conf lines to resolvconf(8), which
 // merges them with the other interfaces' into /etc/resolv.conf. Running that
