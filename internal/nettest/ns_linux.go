@@ -340,8 +340,9 @@ func (ns *NS) Snapshot(t testing.TB) string {
 		b.WriteString(ns.Run(t, "ip", args...))
 	}
 	if _, err := exec.LookPath("nft"); err == nil {
-		b.WriteString("## nft list ruleset\n")
-		b.WriteString(ns.Run(t, "nft", "list", "ruleset"))
+		// -s leaves out counters and quotas, which change as they count.
+		b.WriteString("## nft -s list ruleset\n")
+		b.WriteString(ns.Run(t, "nft", "-s", "list", "ruleset"))
 	}
 	return b.String()
 }
