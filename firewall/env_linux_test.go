@@ -165,8 +165,17 @@ func startEcho(t *testing.T, ns *nettest.NS, addrs ...netip.Addr) *echo {
 
 // sockOpts are the socket options of a probe.
 type sockOpts struct {
-	mark uint32 // SO_MARK
-	dev  string // SO_BINDTODEVICE
+	mark uint32     // SO_MARK
+	dev  string     // SO_BINDTODEVICE
+	src  netip.Addr // local address; zero for any
+}
+
+func (o sockOpts) dialer() *net.Dialer {
+	d := &net.Dialer{Control: o.control, Timeout: probeTimeout}
+	if o.src.IsValid() {
+		d.LocalAddr = &net.UDPAddr{IP: o.src.AsSlice()}
+	}
+	return d
 }
 
 func (o sockOpts) control(_, _ string, c syscall.RawConn) error {
@@ -213,8 +222,7 @@ func classify(err error) string {
 func probeUDP(ns *nettest.NS, dst netip.AddrPort, o sockOpts) string {
 	var c net.Conn
 	if err := ns.Do(func() (err error) {
-		d := net.Dialer{Control: o.control}
-		c, err = d.Dial("udp", dst.String())
+		c, err = o.dialer().Dial("udp", dst.String())
 		return err
 	}); err != nil {
 		return classify(err)
@@ -248,7 +256,10 @@ func probeTCP(ns *nettest.NS, dst netip.AddrPort, o sockOpts) string {
 func dialTCP(ns *nettest.NS, dst netip.AddrPort, o sockOpts) (net.Conn, error) {
 	var c net.Conn
 	err := ns.Do(func() (err error) {
-		d := net.Dialer{Control: o.control, Timeout: probeTimeout}
+		d := o.dialer()
+		if o.src.IsValid() {
+			d.LocalAddr = &net.TCPAddr{IP: o.src.AsSlice()}
+		}
 		c, err = d.Dial("tcp", dst.String())
 		return err
 	})

@@ -30,6 +30,7 @@ var marked = sockOpts{mark: netcfg.DefaultMark}
 // nothing the table rejects reached the public host or the LAN.
 func TestTraffic(t *testing.T) {
 	e := newEnv(t)
+	before := e.Client.Snapshot(t)
 	m := e.manager(t)
 	lan4 := e.ClientGW4 // Internet's end of the client link: a LAN host
 	local := []netip.Prefix{e.ClientAddr4.Masked(), e.ClientAddr6.Masked()}
@@ -141,6 +142,9 @@ func TestTraffic(t *testing.T) {
 	if err := m.Set(nil); err != nil {
 		t.Fatal(err)
 	}
+	if diff := cmp.Diff(e.Client.Snapshot(t), before); diff != "" {
+		t.Errorf("namespace after Set(nil) (-got +want):\n%s", diff)
+	}
 }
 
 func allRejected(outcomes map[string]string) bool {
@@ -150,6 +154,51 @@ func allRejected(outcomes map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// TestInbound sends UDP and TCP from the internet and from the LAN to an echo
+// service on the client: with IncludeAllNetworks only the LAN gets through,
+// and only with ExcludeLocalNetworks; replies to the client's own flows
+// (established) and to protected sockets always do.
+func TestInbound(t *testing.T) {
+	e := newEnv(t)
+	m := e.manager(t)
+	client := startEcho(t, e.Client, e.ClientAddr4.Addr(), e.ClientAddr6.Addr())
+	fromInternet := sockOpts{src: e.PublicHost4}
+	fromLAN := sockOpts{src: e.ClientGW4}
+	for _, tt := range []struct {
+		name          string
+		eln           bool
+		internet, lan string
+	}{
+		{"includeAllNetworks", false, timedOut, timedOut},
+		{"includeAllNetworks excludeLocalNetworks", true, timedOut, passed},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tun := tunnel()
+			tun.IncludeAllNetworks, tun.ExcludeLocalNetworks = true, tt.eln
+			if err := m.Set(&Config{Tunnels: []Tunnel{tun}, LocalNetworks: []netip.Prefix{e.ClientAddr4.Masked()}}); err != nil {
+				t.Fatal(err)
+			}
+			before := client.packets.Load()
+			dst := netip.AddrPortFrom(e.ClientAddr4.Addr(), echoPort)
+			if got := probeUDP(e.Internet, dst, fromInternet); got != tt.internet {
+				t.Errorf("UDP from the internet: %s, want %s", got, tt.internet)
+			}
+			if got := probeUDP(e.Internet, dst, fromLAN); got != tt.lan {
+				t.Errorf("UDP from the LAN: %s, want %s", got, tt.lan)
+			}
+			if n := client.packets.Load() - before; tt.lan != passed && n != 0 {
+				t.Errorf("%d datagrams reached the client", n)
+			}
+			if got := probeUDP(e.Client, netip.AddrPortFrom(e.PublicHost4, echoPort), marked); got != passed {
+				t.Errorf("protected UDP and its reply: %s, want passed", got)
+			}
+		})
+	}
+	if err := m.Set(nil); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestLocalNet is TunnelCrack's LocalNet attack: the LAN claims the public
