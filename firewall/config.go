@@ -10,6 +10,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/netext/netext/netcfg"
+	"github.com/netext/netext/netsettings"
 )
 
 // ErrClosed is returned by the Manager's methods after Close.
@@ -113,9 +114,48 @@ type Tunnel struct {
 	IPv4, IPv6               bool
 	DefaultIPv4, DefaultIPv6 bool
 	// StrictDNS rejects DNS (port 53) and DNS over TLS (port 853) to any
-	// server but DNSServers (of any tunnel), on every interface.
+	// server but the DNSServers of all tunnels, on every interface; with no
+	// DNSServers at all, every DNS packet but the provider's and those on
+	// loopback (a local stub resolver) is rejected.
 	StrictDNS  bool
 	DNSServers []netip.Addr
+}
+
+// TunnelFromSettings returns the Tunnel of a session whose link is iface,
+// with what its network settings say: the families it configures, whether
+// it carries their default routes, its routes and DNS servers. The caller
+// sets the protections the session's configuration asks for
+// (IncludeAllNetworks, ExcludeLocalNetworks, EnforceRoutes, StrictDNS).
+// Nil settings, as before the provider sent any, give a Tunnel with only
+// the interface name.
+func TunnelFromSettings(iface string, s *netsettings.Settings) Tunnel {
+	t := Tunnel{Interface: iface}
+	if s == nil {
+		return t
+	}
+	add := func(ip *netsettings.IPSettings, has, def *bool) {
+		if ip == nil {
+			return
+		}
+		*has = true
+		for _, r := range ip.IncludedRoutes {
+			*def = *def || r.IsDefault()
+			t.IncludedRoutes = append(t.IncludedRoutes, r.Destination)
+		}
+		for _, r := range ip.ExcludedRoutes {
+			t.ExcludedRoutes = append(t.ExcludedRoutes, r.Destination)
+		}
+	}
+	add(s.IPv4, &t.IPv4, &t.DefaultIPv4)
+	add(s.IPv6, &t.IPv6, &t.DefaultIPv6)
+	if s.DNS != nil {
+		for _, ap := range s.DNS.Servers {
+			if !slices.Contains(t.DNSServers, ap.Addr()) {
+				t.DNSServers = append(t.DNSServers, ap.Addr())
+			}
+		}
+	}
+	return t
 }
 
 // Validate reports the first problem of c as an error naming the field.
@@ -146,9 +186,6 @@ func (c *Config) Validate() error {
 			if !a.IsValid() || a.Zone() != "" {
 				return fmt.Errorf("firewall: %s.DNSServers[%d]: %q is not an address without zone", field, j, a)
 			}
-		}
-		if t.StrictDNS && len(t.DNSServers) == 0 {
-			return fmt.Errorf("firewall: %s.StrictDNS: needs DNSServers", field)
 		}
 	}
 	return checkPrefixes("LocalNetworks", c.LocalNetworks)

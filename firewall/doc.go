@@ -25,10 +25,10 @@
 //
 // The output chain (hook output, priority filter, policy accept) accepts, in
 // this order: loopback; packets carrying the bypass mark (Options.Mark, the
-// provider's protected sockets: session's protect sets netcfg.DefaultMark);
-// with strict DNS, DNS and DNS over TLS (UDP and TCP ports 53 and 853) only
-// to the tunnels' DNS servers, through a tunnel or not; packets leaving
-// through any tunnel; DHCPv4 (68→67), DHCPv6 (546→547) and ICMPv6 types
+// provider's protected sockets: session's protect sets netcfg.DefaultMark).
+// With strict DNS, it then rejects DNS and DNS over TLS (UDP and TCP ports
+// 53 and 853) to any server but the tunnels' DNS servers, through a tunnel
+// or not. It accepts packets leaving through any tunnel; DHCPv4 (68→67), DHCPv6 (546→547) and ICMPv6 types
 // 133-137 (router and neighbour discovery, redirect). Then, for each
 // address family the Config blocks (both with IncludeAllNetworks; IPv6
 // for a tunnel carrying the IPv4 default route without IPv6 settings, and

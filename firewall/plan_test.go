@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/netext/netext/netcfg"
+	"github.com/netext/netext/netsettings"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -221,7 +222,8 @@ func TestConfigValidate(t *testing.T) {
 		{&Config{Tunnels: []Tunnel{{Interface: "lo"}}}, "Tunnels[0].Interface"},
 		{&Config{Tunnels: []Tunnel{{Interface: "a"}, {Interface: "a"}}}, "Tunnels[1].Interface"},
 		{&Config{Tunnels: []Tunnel{{Interface: "a", IncludedRoutes: []netip.Prefix{{}}}}}, "Tunnels[0].IncludedRoutes[0]"},
-		{&Config{Tunnels: []Tunnel{{Interface: "a", StrictDNS: true}}}, "Tunnels[0].StrictDNS"},
+		{&Config{Tunnels: []Tunnel{{Interface: "a", StrictDNS: true}}}, ""},
+		{&Config{Tunnels: []Tunnel{{Interface: "a", DNSServers: []netip.Addr{{}}}}}, "Tunnels[0].DNSServers[0]"},
 		{&Config{LocalNetworks: []netip.Prefix{{}}}, "LocalNetworks[0]"},
 	} {
 		err := tt.cfg.Validate()
@@ -251,5 +253,36 @@ func TestMergePrefixes(t *testing.T) {
 	want := pfx("10.0.0.0/8", "192.0.2.0/24", "2001:db8::/32")
 	if diff := cmp.Diff(got, want, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
 		t.Errorf("mergePrefixes (-got +want):\n%s", diff)
+	}
+}
+
+func TestTunnelFromSettings(t *testing.T) {
+	s := &netsettings.Settings{
+		TunnelRemoteAddress: "192.0.2.1",
+		IPv4: &netsettings.IPSettings{
+			Addresses:      pfx("198.18.0.2/24"),
+			IncludedRoutes: []netsettings.Route{netsettings.DefaultRoute4()},
+			ExcludedRoutes: []netsettings.Route{{Destination: netip.MustParsePrefix("192.0.2.0/24")}},
+		},
+		DNS: &netsettings.DNS{Servers: []netip.AddrPort{
+			netip.MustParseAddrPort("198.18.0.1:53"), netip.MustParseAddrPort("198.18.0.1:853"),
+		}},
+	}
+	got := TunnelFromSettings("netext0", s)
+	want := Tunnel{
+		Interface: "netext0", IPv4: true, DefaultIPv4: true,
+		IncludedRoutes: pfx("0.0.0.0/0"), ExcludedRoutes: pfx("192.0.2.0/24"),
+		DNSServers: []netip.Addr{addr("198.18.0.1")},
+	}
+	if !(&Config{Tunnels: []Tunnel{got}}).Equal(&Config{Tunnels: []Tunnel{want}}) {
+		t.Errorf("TunnelFromSettings = %+v, want %+v", got, want)
+	}
+	// An IPv4 full tunnel without IPv6 settings blocks IPv6.
+	p, _ := compile(&Config{Tunnels: []Tunnel{got}}, 1, 1)
+	if v := p.eval(chainOutput, packet{ifname: "eth0", proto: protoUDP, dst: addr("2001:db8::1")}); v != vRejectAdmin {
+		t.Errorf("IPv6 outside the tunnel: %v, want rejected", verdict{kind: v})
+	}
+	if got := TunnelFromSettings("netext0", nil); !(&Config{Tunnels: []Tunnel{got}}).Equal(&Config{Tunnels: []Tunnel{{Interface: "netext0"}}}) {
+		t.Errorf("TunnelFromSettings(nil) = %+v", got)
 	}
 }
