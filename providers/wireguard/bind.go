@@ -61,6 +61,8 @@ type Bind struct {
 	opts BindOptions
 	log  *slog.Logger
 	msgs sync.Pool // *[]udpbatch.Message of BatchSize for Send
+	out  *gate     // released by sends; nil without bounds
+	in   *gate     // waited at and added to by receives; nil without bounds
 
 	mu     sync.Mutex // guards the fields below
 	v4, v6 *udpbatch.Conn
@@ -178,10 +180,12 @@ func (b *Bind) receiveFunc(c *udpbatch.Conn) conn.ReceiveFunc {
 	msgs := make([]udpbatch.Message, b.opts.BatchSize)
 	var last *Endpoint // the endpoint of the latest sender, shared while it does not change
 	return func(packets [][]byte, sizes []int, eps []conn.Endpoint) (int, error) {
+		b.in.wait()
 		n, err := c.ReadBatch(msgs[:min(len(msgs), len(packets))])
 		if err != nil {
 			return 0, err
 		}
+		data := 0
 		for i := range n {
 			m := &msgs[i]
 			sizes[i] = copy(packets[i], m.Buf)
@@ -192,7 +196,11 @@ func (b *Bind) receiveFunc(c *udpbatch.Conn) conn.ReceiveFunc {
 				last = &Endpoint{AddrPort: m.Addr}
 			}
 			eps[i] = last
+			if isData(m.Buf) {
+				data++
+			}
 		}
+		b.in.add(data)
 		return n, nil
 	}
 }
@@ -241,6 +249,7 @@ func (b *Bind) Send(bufs [][]byte, ep conn.Endpoint) error {
 	if c == nil {
 		return syscall.EAFNOSUPPORT
 	}
+	defer b.out.release(len(bufs))
 	mp := b.msgs.Get().(*[]udpbatch.Message)
 	defer b.msgs.Put(mp)
 	msgs := *mp
@@ -257,6 +266,13 @@ func (b *Bind) Send(bufs [][]byte, ep conn.Endpoint) error {
 		bufs = bufs[n:]
 	}
 	return nil
+}
+
+// isData reports whether a datagram is a WireGuard data message that
+// carries a packet (type 4, longer than a keepalive's 32 bytes), which
+// wireguard-go writes to the tunnel device if it is genuine.
+func isData(b []byte) bool {
+	return len(b) > 32 && b[0] == 4 && b[1] == 0 && b[2] == 0 && b[3] == 0
 }
 
 // ParseEndpoint implements conn.Bind: s is "IP:port", with an IPv6
@@ -293,6 +309,11 @@ type TransportStats struct {
 	GRO  bool           `json:"gro"` // UDP receive coalescing in use
 	IPv4 udpbatch.Stats `json:"ipv4"`
 	IPv6 udpbatch.Stats `json:"ipv6"`
+
+	// Outbound and Inbound are the bounds on packets in flight inside
+	// wireguard-go, to and from the peers.
+	Outbound GateStats `json:"outbound"`
+	Inbound  GateStats `json:"inbound"`
 }
 
 // Stats returns the sockets' counters, those of closed sockets included.

@@ -33,6 +33,7 @@ const resolveTimeout = 10 * time.Second
 // Provider is the WireGuard packet tunnel provider.
 type Provider struct {
 	bindOpts BindOptions
+	inFlight int // the gates' limit; zero means DefaultInFlight, negative none
 
 	mu      sync.Mutex // guards the fields below
 	dev     *device.Device
@@ -96,7 +97,12 @@ func (p *Provider) StartTunnel(ctx context.Context, t *provider.Tunnel, _ map[st
 	}
 
 	bind := NewBind(t.BypassListenConfig(), p.bindOptions(log))
-	dev := device.NewDevice(t.PacketFlow(), bind, deviceLogger(log))
+	flow := &gatedDevice{Device: t.PacketFlow()}
+	if limit := p.inFlightLimit(); limit > 0 {
+		flow.out, flow.in = newGate(limit), newGate(limit)
+		bind.out, bind.in = flow.out, flow.in
+	}
+	dev := device.NewDevice(flow, bind, deviceLogger(log))
 	s.dev = dev
 	if err := dev.IpcSet(uapiConfig(cfg, keys, s.eps)); err != nil {
 		dev.Close()
@@ -123,6 +129,13 @@ func (p *Provider) StartTunnel(ctx context.Context, t *provider.Tunnel, _ map[st
 	p.dev, p.bind, p.cancel, p.watcher = dev, bind, cancel, watcher
 	p.mu.Unlock()
 	return nil
+}
+
+func (p *Provider) inFlightLimit() int {
+	if p.inFlight == 0 {
+		return DefaultInFlight
+	}
+	return p.inFlight
 }
 
 func (p *Provider) bindOptions(log *slog.Logger) BindOptions {
@@ -168,6 +181,7 @@ func (p *Provider) HandleAppMessage(_ context.Context, data []byte) ([]byte, err
 		return nil, err
 	}
 	st.Transport = bind.Stats()
+	st.Transport.Outbound, st.Transport.Inbound = bind.out.stats(), bind.in.stats()
 	return json.Marshal(st)
 }
 
