@@ -16,8 +16,9 @@ import (
 )
 
 // Re-applying after another program overwrote resolv.conf is rate limited:
-// the first time at once, then after a delay doubling from trampleBackoff up
-// to trampleBackoffMax while the overwrites go on.
+// at once the first time, then no sooner than a delay after the previous
+// time, doubling from trampleBackoff up to trampleBackoffMax while the
+// overwrites go on, and back to none after a quiet trampleBackoffMax.
 const (
 	trampleBackoff    = time.Second
 	trampleBackoffMax = time.Minute
@@ -262,10 +263,10 @@ func (d *direct) check() time.Duration {
 		d.log.Error("dns: re-applying resolv.conf", "err", err)
 	}
 	if now.Sub(d.next) > trampleBackoffMax {
-		d.backoff = 0
+		d.backoff = 0 // quiet for a while: start over
 	}
-	d.next = now.Add(d.backoff)
 	d.backoff = min(max(2*d.backoff, trampleBackoff), trampleBackoffMax)
+	d.next = now.Add(d.backoff)
 	return 0
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/netext/netext/internal/nettest"
+	"go.uber.org/goleak"
 )
 
 const origResolvConf = "# written by the system\nnameserver 192.0.2.53\nnameserver 2001:db8::53\nsearch lan.example\noptions edns0 trust-ad\n"
@@ -307,6 +308,7 @@ func TestDirectRefusals(t *testing.T) {
 }
 
 func TestDirectTrampled(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	e := newDirectEnv(t)
 	e.write(t, origResolvConf, 0o644)
 	b := e.backend(t)

@@ -17,6 +17,7 @@ import (
 	"github.com/godbus/dbus/v5"
 	"github.com/google/go-cmp/cmp"
 	"github.com/netext/netext/internal/nettest"
+	"go.uber.org/goleak"
 )
 
 // The real systemd-resolved, unpacked from Debian's package by
@@ -271,6 +272,7 @@ func TestResolved(t *testing.T) {
 	tun1 := e.addLink("tun1")
 	pristine0, pristine1 := e.link(tun0.Index), e.link(tun1.Index)
 	state := t.TempDir()
+	before := goleak.IgnoreCurrent()
 	b, err := New(e.options(state))
 	if err != nil {
 		t.Fatal(err)
@@ -378,6 +380,9 @@ func TestResolved(t *testing.T) {
 		t.Errorf("after Close (-got +want):\n%s", diff)
 	}
 	stateDirEmpty(t, state)
+	// resolved's restart started a process of the test's own
+	goleak.VerifyNone(t, before, goleak.IgnoreAnyFunction("os/exec.(*Cmd).Start.func2"),
+		goleak.IgnoreAnyFunction("github.com/netext/netext/dns.(*resolvedEnv).start.func1"))
 
 	t.Run("crash", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -69,6 +69,7 @@ type Options struct {
 // goroutine.
 type Forwarder struct {
 	opts   Options
+	self   netip.AddrPort // where the forwarder listens, as far as known at New
 	log    *slog.Logger
 	sem    chan struct{} // one token per query in flight
 	ctx    context.Context
@@ -131,6 +132,13 @@ func New(opts Options) (*Forwarder, error) {
 		log:  log,
 		sem:  make(chan struct{}, opts.MaxInFlight),
 	}
+	if opts.PacketConn != nil {
+		if ua, ok := opts.PacketConn.LocalAddr().(*net.UDPAddr); ok {
+			f.self = ua.AddrPort()
+		}
+	} else {
+		f.self = opts.Addr
+	}
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	rs, err := f.compile(opts.Rules)
 	if err != nil {
@@ -163,7 +171,7 @@ func (f *Forwarder) SetRules(r Rules) error {
 
 // Start listens (unless sockets were given) and serves in the
 // background until Close. ctx bounds only the start itself. Start may be
-// called once.
+// called once; after it failed, only Close is of use.
 func (f *Forwarder) Start(ctx context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -214,16 +222,20 @@ func (f *Forwarder) Start(ctx context.Context) error {
 			}
 		}()
 	}
+	// The sockets are open: each server either starts at once or fails.
+	// Waiting for both, rather than for ctx, leaves no server starting
+	// after a shutdown.
+	var serveErr error
 	for range 2 {
 		select {
 		case <-started:
 		case err := <-errc:
-			f.stopLocked()
-			return fmt.Errorf("serving: %w", err)
-		case <-ctx.Done():
-			f.stopLocked()
-			return ctx.Err()
+			serveErr = errors.Join(serveErr, err)
 		}
+	}
+	if serveErr != nil {
+		f.stopLocked()
+		return fmt.Errorf("serving: %w", serveErr)
 	}
 	f.log.Info("dns forwarder started", "addr", f.addr)
 	return nil

@@ -697,6 +697,38 @@ func TestSetRulesInvalid(t *testing.T) {
 	}
 }
 
+func TestRejectsLoops(t *testing.T) {
+	ap := netip.MustParseAddrPort
+	pc, ln := listenLoopback(t)
+	given := ap(pc.LocalAddr().String())
+	tests := []struct {
+		name     string
+		opts     Options
+		upstream Upstream
+		loops    bool
+	}{
+		{"same address", Options{Addr: ap("127.0.0.153:53")}, Upstream{Protocol: UDP, Addr: ap("127.0.0.153:0")}, true},
+		{"TCP to the same address", Options{Addr: ap("127.0.0.153:5353")}, Upstream{Protocol: TCP, Addr: ap("127.0.0.153:5353")}, true},
+		{"wildcard listener, loopback upstream", Options{Addr: ap("0.0.0.0:53")}, Upstream{Protocol: UDP, Addr: ap("127.0.0.1:53")}, true},
+		{"given socket", Options{PacketConn: pc, Listener: ln}, Upstream{Protocol: UDP, Addr: given}, true},
+		{"other port", Options{Addr: ap("127.0.0.153:53")}, Upstream{Protocol: TLS, Addr: ap("127.0.0.153:0")}, false},
+		{"other address", Options{Addr: ap("127.0.0.153:53")}, Upstream{Protocol: UDP, Addr: ap("127.0.0.53:53")}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.opts.Rules = Rules{Default: Scope{Upstreams: []Upstream{tt.upstream}}}
+			f, err := New(tt.opts)
+			if err == nil {
+				f.Close()
+			}
+			var rerr *RulesError
+			if got := errors.As(err, &rerr); got != tt.loops {
+				t.Errorf("New: %v; want a loop reported: %v", err, tt.loops)
+			}
+		})
+	}
+}
+
 func TestCloseUnblocks(t *testing.T) {
 	// A black hole: reads queries and never answers.
 	hole, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -866,7 +898,9 @@ func TestParseUpstream(t *testing.T) {
 		{in: "tls://192.0.2.53#", wantErr: "empty server name"},
 		{in: "https://dns.example.net/dns-query", wantErr: "not an IP address"},
 		{in: "https://192.0.2.53/dns-query#dns.example.net", wantErr: "address after '#'"},
-		{in: "tcp://0.0.0.0", wantErr: "unspecified"},
+		{in: "tcp://0.0.0.0", wantErr: "not a server's address"},
+		{in: "224.0.0.251", wantErr: "not a server's address"},
+		{in: "255.255.255.255", wantErr: "not a server's address"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {

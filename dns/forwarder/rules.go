@@ -245,8 +245,8 @@ func (u Upstream) validate() error {
 	default:
 		return fmt.Errorf("protocol: unknown %s", u.Protocol)
 	}
-	if u.Addr.IsValid() && u.Addr.Addr().IsUnspecified() {
-		return fmt.Errorf("addr: %s is unspecified", u.Addr.Addr())
+	if a := u.Addr.Addr(); u.Addr.IsValid() && (a.IsUnspecified() || a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255})) {
+		return fmt.Errorf("addr: %s is not a server's address", a)
 	}
 	if u.ServerName != "" {
 		if u.Protocol != TLS {

@@ -2,9 +2,12 @@ package forwarder
 
 import (
 	"net"
+	"net/netip"
 	"sync"
 
 	"github.com/miekg/dns"
+
+	"github.com/netext/netext/internal/problem"
 )
 
 // scope is one compiled Scope.
@@ -33,6 +36,9 @@ func (f *Forwarder) compile(r Rules) (*ruleset, error) {
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
+	if err := f.checkLoops(r); err != nil {
+		return nil, err
+	}
 	rs := &ruleset{domains: map[string]*scope{}}
 	build := func(name string, s Scope) *scope {
 		d := s.Dialer
@@ -56,6 +62,44 @@ func (f *Forwarder) compile(r Rules) (*ruleset, error) {
 	rs.def = build(DefaultScopeName, r.Default)
 	rs.def.allowFailover = false
 	return rs, nil
+}
+
+// checkLoops rejects upstreams at the forwarder's own address, which
+// would send queries back to the forwarder: a resolv.conf left pointing at
+// the forwarder by a crashed run, read back as the system's servers, is
+// the usual cause.
+func (f *Forwarder) checkLoops(r Rules) error {
+	self := f.self
+	if !self.IsValid() || self.Port() == 0 {
+		return nil
+	}
+	loops := func(u Upstream) bool {
+		if u.Protocol == HTTPS || !u.Addr.IsValid() {
+			return false
+		}
+		a, err := netip.ParseAddrPort(u.dialAddr())
+		if err != nil || a.Port() != self.Port() {
+			return false
+		}
+		return a.Addr().Unmap() == self.Addr().Unmap() ||
+			self.Addr().IsUnspecified() && a.Addr().IsLoopback()
+	}
+	var ps problem.List
+	check := func(path string, ups []Upstream) {
+		for k, u := range ups {
+			if loops(u) {
+				ps.Add(problem.Index(path+".upstreams", k)+".addr", u.display(), "the forwarder's own address: queries would loop")
+			}
+		}
+	}
+	for i, sc := range r.Scopes {
+		check(problem.Index("scopes", i), sc.Upstreams)
+	}
+	check("default", r.Default.Upstreams)
+	if len(ps) > 0 {
+		return &RulesError{Problems: ps}
+	}
+	return nil
 }
 
 // match returns the scope whose domain is the longest suffix of name, on
