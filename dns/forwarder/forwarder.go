@@ -34,7 +34,7 @@ type Options struct {
 
 	// PacketConn and Listener, when set, are sockets opened by the caller
 	// (in another network namespace, say) to serve on instead of Addr.
-	// The forwarder owns them from New on, and closes them on Close.
+	// Once New succeeds the forwarder owns them, and closes them on Close.
 	PacketConn net.PacketConn
 	Listener   net.Listener
 

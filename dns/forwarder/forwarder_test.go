@@ -700,6 +700,7 @@ func TestSetRulesInvalid(t *testing.T) {
 func TestRejectsLoops(t *testing.T) {
 	ap := netip.MustParseAddrPort
 	pc, ln := listenLoopback(t)
+	t.Cleanup(func() { pc.Close(); ln.Close() })
 	given := ap(pc.LocalAddr().String())
 	tests := []struct {
 		name     string
