@@ -39,7 +39,9 @@
 // (HTTPS); without a server name a TLS server's certificate must carry
 // its IP address. The forwarder never resolves names itself: an HTTPS
 // upstream whose URL names a host also gives the address to connect to.
-// Proxies from the environment are not used.
+// Proxies from the environment are not used. TCP and TLS connections
+// are kept for reuse, a few per upstream for a few seconds, and HTTPS
+// ones by the HTTP client; rules set by SetRules start with fresh ones.
 //
 // Each query gets a fresh random message ID upstream (0 over HTTPS, as
 // RFC 8484 recommends); answers that do not match the ID and question are

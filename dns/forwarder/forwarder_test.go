@@ -3,6 +3,7 @@ package forwarder
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -87,12 +88,56 @@ func TestRouting(t *testing.T) {
 	if corp.names() == nil || lab.names() == nil || def.names() == nil {
 		t.Errorf("a server saw nothing: corp %q, lab %q, default %q", corp.names(), lab.names(), def.names())
 	}
-	// Every tunnel upstream connection went through the tunnel dialer.
-	if got, want := tunnel.dials.Load(), int64(len(corp.queries())+len(lab.queries())); got != want {
-		t.Errorf("tunnel dialer dialed %d times, want %d (one per tunnel query)", got, want)
+	// Tunnel upstreams were dialed through the tunnel dialer only, the
+	// default one through the underlay dialer only.
+	tunnelAddrs := map[string]bool{corp.addr.String(): true, lab.addr.String(): true}
+	if diff := cmp.Diff(tunnel.dialed(), tunnelAddrs); diff != "" {
+		t.Errorf("tunnel dialer's destinations (-got +want):\n%s", diff)
 	}
-	if got, want := underlay.dials.Load(), int64(len(def.queries())); got != want {
-		t.Errorf("underlay dialer dialed %d times, want %d", got, want)
+	if diff := cmp.Diff(underlay.dialed(), map[string]bool{def.addr.String(): true}); diff != "" {
+		t.Errorf("underlay dialer's destinations (-got +want):\n%s", diff)
+	}
+}
+
+func TestStreamConnectionReuse(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		perConn   int // queries the server takes per connection; -1: any
+		wantDials int64
+	}{
+		{"server keeps the connection", -1, 1},
+		{"server closes after each query", 1, 5},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newTestServer("up", "10.0.0.1")
+			cert, pool := selfSigned(t, []string{"up.test"})
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			serveDNS(t, &dns.Server{
+				Listener:      tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}}),
+				Handler:       s,
+				MaxTCPQueries: tt.perConn,
+			})
+			d := new(countingDialer)
+			f := startForwarder(t, Options{RootCAs: pool, Rules: Rules{Default: Scope{
+				Dialer:    d,
+				Upstreams: []Upstream{{Protocol: TLS, Addr: netip.MustParseAddrPort(ln.Addr().String()), ServerName: "up.test"}},
+			}}})
+			for i := range 5 {
+				r, err := ask(f.Addr(), "udp", fmt.Sprintf("q%d.example", i), dns.TypeA)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := answerA(r); got != "10.0.0.1" {
+					t.Fatalf("query %d answered %s", i, got)
+				}
+			}
+			if got := d.dials.Load(); got != tt.wantDials {
+				t.Errorf("%d dials for 5 queries, want %d", got, tt.wantDials)
+			}
+		})
 	}
 }
 

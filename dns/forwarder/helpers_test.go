@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"io"
+	"maps"
 	"math/big"
 	"net"
 	"net/http"
@@ -238,16 +239,32 @@ func (s *testServer) upstream(p Protocol) Upstream {
 	return Upstream{Protocol: p, Addr: s.addr}
 }
 
-// countingDialer is a Dialer that counts its dials, standing for a path
-// (tunnel or underlay).
+// countingDialer is a Dialer that counts its dials and notes where they
+// went, standing for a path (tunnel or underlay).
 type countingDialer struct {
 	d     net.Dialer
 	dials atomic.Int64
+
+	mu    sync.Mutex // guards addrs
+	addrs map[string]bool
 }
 
 func (c *countingDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
 	c.dials.Add(1)
+	c.mu.Lock()
+	if c.addrs == nil {
+		c.addrs = map[string]bool{}
+	}
+	c.addrs[addr] = true
+	c.mu.Unlock()
 	return c.d.DialContext(ctx, network, addr)
+}
+
+// dialed returns the addresses dialed.
+func (c *countingDialer) dialed() map[string]bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.addrs)
 }
 
 // startForwarder starts a forwarder on 127.0.0.1:0 and closes it when the

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/miekg/dns"
@@ -33,6 +34,7 @@ type upstream struct {
 	tls      *tls.Config     // TLS and HTTPS
 	client   *http.Client    // HTTPS
 	tr       *http.Transport // HTTPS
+	pool     connPool        // idle TCP and TLS connections
 	counters *upstreamCounters
 }
 
@@ -84,6 +86,7 @@ func newUpstream(cfg Upstream, d Dialer, roots *x509.CertPool, c *upstreamCounte
 // close releases the upstream's idle connections. In-flight exchanges
 // must be over.
 func (u *upstream) close() {
+	u.pool.close()
 	if u.tr != nil {
 		u.tr.CloseIdleConnections()
 	}
@@ -146,6 +149,9 @@ func deadlineConn(ctx context.Context, c net.Conn) (stop func() bool) {
 	return context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
 }
 
+// udpBufs holds receive buffers for UDP answers.
+var udpBufs = sync.Pool{New: func() any { b := make([]byte, dns.MaxMsgSize); return &b }}
+
 // exchangeUDP sends wire over a connected UDP socket and waits for a
 // response that matches id and q, skipping any other datagram.
 func (u *upstream) exchangeUDP(ctx context.Context, wire []byte, id uint16, q dns.Question) (*dns.Msg, []byte, error) {
@@ -158,7 +164,9 @@ func (u *upstream) exchangeUDP(ctx context.Context, wire []byte, id uint16, q dn
 	if _, err := c.Write(wire); err != nil {
 		return nil, nil, ctxErr(ctx, fmt.Errorf("sending: %w", err))
 	}
-	buf := make([]byte, dns.MaxMsgSize)
+	bp := udpBufs.Get().(*[]byte)
+	defer udpBufs.Put(bp)
+	buf := *bp
 	for {
 		n, err := c.Read(buf)
 		if err != nil {
@@ -177,40 +185,134 @@ func (u *upstream) exchangeUDP(ctx context.Context, wire []byte, id uint16, q dn
 }
 
 // exchangeStream sends wire over TCP, or TLS, with the two-byte length
-// prefix, and reads one response.
+// prefix, and reads one response. It reuses an idle connection when
+// there is one, and dials afresh when that one turns out closed.
 func (u *upstream) exchangeStream(ctx context.Context, wire []byte, id uint16, q dns.Question, useTLS bool) (*dns.Msg, []byte, error) {
+	for {
+		c := u.pool.get()
+		reused := c != nil
+		if !reused {
+			var err error
+			if c, err = u.dialStream(ctx, useTLS); err != nil {
+				return nil, nil, err
+			}
+		}
+		m, raw, err := roundTrip(ctx, c, wire, id, q)
+		if err == nil {
+			u.pool.put(c)
+			return m, raw, nil
+		}
+		c.Close()
+		if !reused || ctx.Err() != nil {
+			return nil, nil, err
+		}
+		// The server closed the idle connection meanwhile: dial afresh.
+	}
+}
+
+// dialStream opens a TCP or TLS connection to the upstream.
+func (u *upstream) dialStream(ctx context.Context, useTLS bool) (net.Conn, error) {
 	c, err := u.dialer.DialContext(ctx, "tcp", u.addr)
 	if err != nil {
-		return nil, nil, fmt.Errorf("dialing: %w", err)
+		return nil, fmt.Errorf("dialing: %w", err)
 	}
-	defer c.Close()
-	defer deadlineConn(ctx, c)()
-	if useTLS {
-		tc := tls.Client(c, u.tls)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			return nil, nil, ctxErr(ctx, fmt.Errorf("TLS handshake: %w", err))
-		}
-		c = tc
+	if !useTLS {
+		return c, nil
 	}
+	tc := tls.Client(c, u.tls)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		c.Close()
+		return nil, ctxErr(ctx, fmt.Errorf("TLS handshake: %w", err))
+	}
+	return tc, nil
+}
+
+// roundTrip sends one length-prefixed query on c and reads the answer.
+// On success c has no deadline left and may be used again.
+func roundTrip(ctx context.Context, c net.Conn, wire []byte, id uint16, q dns.Question) (*dns.Msg, []byte, error) {
+	stop := deadlineConn(ctx, c)
 	out := make([]byte, 2+len(wire))
 	binary.BigEndian.PutUint16(out, uint16(len(wire)))
 	copy(out[2:], wire)
 	if _, err := c.Write(out); err != nil {
+		stop()
 		return nil, nil, ctxErr(ctx, fmt.Errorf("sending: %w", err))
 	}
 	var lb [2]byte
 	if _, err := io.ReadFull(c, lb[:]); err != nil {
+		stop()
 		return nil, nil, ctxErr(ctx, fmt.Errorf("receiving: %w", err))
 	}
 	raw := make([]byte, binary.BigEndian.Uint16(lb[:]))
 	if _, err := io.ReadFull(c, raw); err != nil {
+		stop()
 		return nil, nil, ctxErr(ctx, fmt.Errorf("receiving: %w", err))
 	}
+	if !stop() {
+		return nil, nil, ctxErr(ctx, errors.New("cancelled")) // the deadline is in the past now
+	}
+	c.SetDeadline(time.Time{})
 	m, err := checkResponse(raw, id, q)
 	if err != nil {
 		return nil, nil, err
 	}
 	return m, raw, nil
+}
+
+// connPool keeps a few idle TCP or TLS connections to one upstream.
+type connPool struct {
+	mu     sync.Mutex // guards idle and closed
+	idle   []idleConn // oldest first
+	closed bool
+}
+
+type idleConn struct {
+	c     net.Conn
+	since time.Time
+}
+
+// Pool limits: servers commonly close idle connections after 10 seconds
+// or more (RFC 7766 6.2.3 suggests a few seconds to minutes).
+const (
+	maxIdleConns    = 4
+	idleConnTimeout = 5 * time.Second
+)
+
+// get returns the most recently used idle connection, or nil.
+func (p *connPool) get() net.Conn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for len(p.idle) > 0 {
+		ic := p.idle[len(p.idle)-1]
+		p.idle = p.idle[:len(p.idle)-1]
+		if time.Since(ic.since) < idleConnTimeout {
+			return ic.c
+		}
+		ic.c.Close()
+	}
+	return nil
+}
+
+// put keeps c for reuse, or closes it when the pool is full or closed.
+func (p *connPool) put(c net.Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || len(p.idle) >= maxIdleConns {
+		c.Close()
+		return
+	}
+	p.idle = append(p.idle, idleConn{c, time.Now()})
+}
+
+// close closes the idle connections, and those put later.
+func (p *connPool) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	for _, ic := range p.idle {
+		ic.c.Close()
+	}
+	p.idle = nil
 }
 
 // exchangeHTTPS POSTs wire to the DoH endpoint (RFC 8484 4.1).
