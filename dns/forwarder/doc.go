@@ -25,7 +25,9 @@
 //     the default scope's servers are asked.
 //
 // A domain may belong to one scope only: rules that share one are
-// rejected, not merged. [Forwarder.SetRules] swaps the rules atomically;
+// rejected, not merged. So is an upstream at the forwarder's own address
+// (a resolv.conf left pointing at the forwarder, read back as the
+// system's servers), since its queries would loop. [Forwarder.SetRules] swaps the rules atomically;
 // invalid rules leave the current ones in place and return a
 // [*RulesError] naming each bad field.
 //
@@ -54,8 +56,9 @@
 // # Limits
 //
 // Each try of an upstream is bounded by Options.UpstreamTimeout, each
-// client query by Options.QueryTimeout, failover included; an upstream is
-// tried at most Options.Attempts times per query. At most
+// client query by Options.QueryTimeout, failover included (a scope that
+// allows failover gets two thirds of it, the default scope the rest); an
+// upstream is tried at most Options.Attempts times per query. At most
 // Options.MaxInFlight queries are resolved at once, and further ones get
 // SERVFAIL at once; at most Options.MaxTCPConns client TCP connections are
 // served at once. The forwarder starts no goroutine of its own per query
