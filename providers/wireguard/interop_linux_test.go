@@ -93,7 +93,7 @@ func hostMain() int {
 	var pid int
 	s, err := session.New(session.Config{
 		Name:          "wireguard",
-		Provider:      session.Provider{Path: cfg.Provider, UID: cfg.UID, GID: cfg.GID, Env: append([]string{"NETEXT_PROVIDER_LOG_LEVEL=debug"}, strings.Fields(os.Getenv("XWG_ENV"))...)},
+		Provider:      session.Provider{Path: cfg.Provider, UID: cfg.UID, GID: cfg.GID, Env: []string{"NETEXT_PROVIDER_LOG_LEVEL=debug"}},
 		Configuration: cfg.Configuration,
 		DeviceName:    clientDev,
 		Network:       netcfg.Options{StateDir: cfg.StateDir},
@@ -254,9 +254,6 @@ func TestInteropWithWireguardGo(t *testing.T) {
 		if underlay6 {
 			name = "ipv6"
 		}
-		if os.Getenv("XWG_ONLY4") != "" && underlay6 {
-			continue
-		}
 		t.Run(name, func(t *testing.T) { testInterop(t, bins[0], underlay6) })
 	}
 }
@@ -344,11 +341,7 @@ func testInterop(t *testing.T, providerPath string, underlay6 bool) {
 
 	t.Run("tcp", func(t *testing.T) {
 		for _, dst := range []netip.Addr{serverTunnel4.Addr(), serverTunnel6.Addr()} {
-			size := int64(32 << 20)
-			if v, _ := strconv.Atoi(os.Getenv("XWG_MB")); v > 0 {
-				size = int64(v) << 20
-			}
-			up, down := tcpTransfer(t, tp.Client, tp.Server, dst, size)
+			up, down := tcpTransfer(t, tp.Client, tp.Server, dst, 32<<20)
 			t.Logf("TCP to %v through the tunnel: %.0f Mbit/s up, %.0f Mbit/s down (32 MiB each way)", dst, up, down)
 		}
 	})
