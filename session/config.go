@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/netext/netext/internal/providerproto"
@@ -155,6 +156,13 @@ type Config struct {
 	// Start). The error of a call with nil is ignored.
 	Admit func(s *netsettings.Settings) error
 
+	// Policies are protections of the host that follow each run: begun
+	// before the provider is launched, applied with each admitted
+	// settings, ended after the teardown (see Policy). With policies,
+	// DeviceName must be a fixed name, without "%d", so that they know the
+	// interface before it exists.
+	Policies []Policy
+
 	// Launch, CreateDevice and NewNetwork are the session's seams to the
 	// system. Nil takes the real ones: supervisor.Launch, tun.Create and
 	// NewNetcfg.
@@ -183,6 +191,14 @@ func (c *Config) normalize() error {
 	}
 	if c.DeviceName == "" {
 		c.DeviceName = "netext%d"
+	}
+	if len(c.Policies) > 0 && strings.Contains(c.DeviceName, "%") {
+		return fmt.Errorf("session: Config.DeviceName: %q: a session with policies needs a fixed interface name", c.DeviceName)
+	}
+	for i, p := range c.Policies {
+		if p == nil {
+			return fmt.Errorf("session: Config.Policies[%d]: nil", i)
+		}
 	}
 	if c.Network.Mark == 0 {
 		c.Network.Mark = netcfg.DefaultMark

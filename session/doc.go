@@ -24,10 +24,13 @@
 //
 // # A run
 //
-// Each Start launches a fresh provider process (package supervisor), waits
-// for its hello, and sends start with the configuration; the secret in it
-// is never logged. While the provider runs, the session answers its
-// requests:
+// Each Start first begins the host's policies (Config.Policies, see
+// [Policy]), such as the daemon's leak protection, so that protection is
+// in force before anything of the session runs; a policy that cannot
+// begin fails the start. Then it launches a fresh provider process
+// (package supervisor), waits for its hello, and sends start with the
+// configuration; the secret in it is never logged. While the provider
+// runs, the session answers its requests:
 //
 //   - setSettings: the settings are decoded and validated with package
 //     netsettings; invalid ones are answered "invalid" with every problem
@@ -38,9 +41,13 @@
 //     The first admitted settings create the tunnel device (a TAP device
 //     for providers of kind tap, with offloads only for providers whose
 //     hello offered vnetHdr) and the link's network configuration
-//     (netcfg); the first successful answer carries the device's
-//     descriptor. Null settings remove the network configuration and keep
-//     the device. A request waiting behind another is replaced by a newer
+//     (netcfg); the policies get each settings before netcfg applies
+//     them, and the first successful answer carries the device's
+//     descriptor. The included routes win over subnets directly connected
+//     to other interfaces (netcfg's EnforceRoutes) with includeAllNetworks
+//     or enforceRoutes, unless excludeLocalNetworks keeps local networks
+//     local. Null settings remove the network configuration and keep the
+//     device. A request waiting behind another is replaced by a newer
 //     one, and a stop cancels waiting requests; both are answered
 //     "canceled". Kernel errors are answered "failed", after going back to
 //     the previous settings.
@@ -52,11 +59,11 @@
 //
 // Stop sends stop (which cancels a start that is still running), waits for
 // the answer, closes the connection, gives the process time to exit, kills
-// its process group, and then removes the network configuration and closes
-// the device, the reverse order of their creation. A provider that ends,
-// fails to answer in time, breaks the protocol or sends more messages than
-// [Limits] allow ends the run the same way, with the matching error. Every
-// wait has a deadline ([Timeouts]).
+// its process group, then removes the network configuration, closes the
+// device and ends the policies, the reverse order of their creation. A
+// provider that ends, fails to answer in time, breaks the protocol or sends
+// more messages than [Limits] allow ends the run the same way, with the
+// matching error. Every wait has a deadline ([Timeouts]).
 //
 // # Seams
 //

@@ -28,6 +28,10 @@ const (
 	// (Config.Admit), for example because they clash with another
 	// session's.
 	CodeSettingsRefused ErrorCode = "settingsRefused"
+	// CodePolicyFailed: a protection of the host (Config.Policies), such
+	// as the leak protection, could not be put in place when the session
+	// began to connect.
+	CodePolicyFailed ErrorCode = "policyFailed"
 )
 
 // Error is why a session disconnected: Status.LastError.

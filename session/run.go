@@ -47,6 +47,8 @@ type run struct {
 	stopped    bool  // requestStop was called
 	killed     bool  // the process was killed without a stop
 	protoErrs  int   // messages that broke the protocol
+
+	policiesBegun int // how many of Config.Policies were begun; owned by main
 }
 
 func newRun(s *Session, options map[string]json.RawMessage, conf providerproto.Configuration) *run {
@@ -129,7 +131,9 @@ func (r *run) providerHello() *providerproto.Hello {
 func (r *run) main() {
 	defer close(r.done)
 	go r.settings.run()
-	if err := r.start(); err != nil {
+	if err := r.beginPolicies(); err != nil {
+		r.requestStop(policyStopReason, err)
+	} else if err := r.start(); err != nil {
 		r.requestStop(providerproto.StopConnectionFailed, err)
 	} else if r.s.connect(r) {
 		close(r.connected)
@@ -282,6 +286,9 @@ func (r *run) shutdown() {
 		}
 	}
 	if err := r.settings.close(); err != nil {
+		errs = append(errs, newError(CodeTeardownFailed, err.Error()))
+	}
+	if err := r.endPolicies(); err != nil {
 		errs = append(errs, newError(CodeTeardownFailed, err.Error()))
 	}
 	r.s.finish(r, joinErrors(errs))

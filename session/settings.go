@@ -31,9 +31,10 @@ type settingsWorker struct {
 	// Owned by the worker goroutine; read by close after it ended.
 	dev      tun.Device
 	net      Network
-	applied  *netcfg.Config // the last Config applied in full
-	fdSent   bool           // the device's descriptor went to the provider
-	admitted bool           // Config.Admit accepted settings not yet released
+	applied  *netcfg.Config        // the last Config applied in full
+	settings *netsettings.Settings // the settings of applied, as the policies have them
+	fdSent   bool                  // the device's descriptor went to the provider
+	admitted bool                  // Config.Admit accepted settings not yet released
 }
 
 // settingsRequest is one setSettings request.
@@ -129,9 +130,13 @@ func (w *settingsWorker) apply(q *settingsRequest) {
 		q.replyError(providerproto.CodeInvalid, err.Error())
 		return
 	}
-	var cfg *netcfg.Config
+	var (
+		cfg *netcfg.Config
+		s   *netsettings.Settings
+	)
 	if !body.Clear() {
-		s, err := netsettings.Decode(body.Settings)
+		var err error
+		s, err = netsettings.Decode(body.Settings)
 		if err == nil {
 			err = s.Validate()
 		}
@@ -149,7 +154,7 @@ func (w *settingsWorker) apply(q *settingsRequest) {
 			return
 		}
 		cfg = netcfg.FromSettings(s)
-		cfg.EnforceRoutes = r.conf.EnforceRoutes
+		cfg.EnforceRoutes = routesBeatLocalNetworks(r.conf)
 	}
 	// The deadline may pass while the kernel is being configured, which
 	// cannot be interrupted: the provider then gets "timeout" at once, and
@@ -157,7 +162,7 @@ func (w *settingsWorker) apply(q *settingsRequest) {
 	late := context.AfterFunc(q.ctx, func() {
 		q.replyError(providerproto.CodeTimeout, fmt.Sprintf("applying the settings took longer than %v", r.cfg.Timeouts.Settings))
 	})
-	reply, err := w.set(cfg)
+	reply, err := w.set(cfg, s)
 	if !late() {
 		r.log.Warn("settings finished after their deadline", "err", err)
 		return
@@ -203,18 +208,34 @@ func (w *settingsWorker) release() {
 	_ = w.r.cfg.Admit(nil)
 }
 
-// set brings the system to cfg (nil: no settings), creating the device
-// and the network on first use. The reply describes the device when its
-// descriptor is still to be handed over.
-func (w *settingsWorker) set(cfg *netcfg.Config) (*providerproto.SetSettingsReply, error) {
+// routesBeatLocalNetworks reports whether the included routes of a
+// session with configuration c win over the subnets directly connected to
+// other interfaces (netcfg's Config.EnforceRoutes). They do with
+// includeAllNetworks, which sends local networks into the tunnel too, and
+// with enforceRoutes, unless excludeLocalNetworks keeps local networks
+// local; Apple's example: included 10.0.0.0/8 with the local subnet
+// 10.10.0.0/16 and excludeLocalNetworks keeps 10.10.0.0/16 local.
+func routesBeatLocalNetworks(c providerproto.Configuration) bool {
+	return (c.IncludeAllNetworks || c.EnforceRoutes) && !c.ExcludeLocalNetworks
+}
+
+// set brings the system to cfg (nil: no settings), made from s, creating
+// the device and the network on first use. The policies get s before the
+// network does. The reply describes the device when its descriptor is
+// still to be handed over.
+func (w *settingsWorker) set(cfg *netcfg.Config, s *netsettings.Settings) (*providerproto.SetSettingsReply, error) {
 	r := w.r
 	if cfg == nil {
+		if err := r.applyPolicies(nil, w.settings); err != nil {
+			return nil, fmt.Errorf("clearing the settings: %w", err)
+		}
 		if w.net != nil {
 			if err := w.net.Set(nil); err != nil {
+				w.restorePolicies(nil)
 				return nil, fmt.Errorf("clearing the settings: %w", err)
 			}
 		}
-		w.applied = nil
+		w.applied, w.settings = nil, nil
 		w.release()
 		return &providerproto.SetSettingsReply{}, nil
 	}
@@ -246,19 +267,32 @@ func (w *settingsWorker) set(cfg *netcfg.Config) (*providerproto.SetSettingsRepl
 		}
 		w.net = n
 	}
+	if err := r.applyPolicies(s, w.settings); err != nil {
+		return nil, fmt.Errorf("applying the settings to %s: %w", name, err)
+	}
 	if err := w.net.Set(cfg); err != nil {
 		// Go back to what the provider had; nothing of the failed
 		// settings stays.
 		if rerr := w.net.Set(w.applied); rerr != nil {
 			r.log.Error("restoring the previous settings failed", "err", rerr)
 		}
+		w.restorePolicies(s)
 		return nil, fmt.Errorf("applying the settings to %s: %w", name, err)
 	}
-	w.applied = cfg
+	w.applied, w.settings = cfg, s
 	if w.fdSent {
 		return &providerproto.SetSettingsReply{}, nil
 	}
 	return &providerproto.SetSettingsReply{Tunnel: w.describe(name)}, nil
+}
+
+// restorePolicies puts the policies back to the settings in force
+// (w.settings) after the network could not apply failed, the settings
+// they had been given.
+func (w *settingsWorker) restorePolicies(failed *netsettings.Settings) {
+	if err := w.r.applyPolicies(w.settings, failed); err != nil {
+		w.r.log.Error("restoring the policies to the previous settings failed", "err", err)
+	}
 }
 
 // describe describes the device for the provider.
