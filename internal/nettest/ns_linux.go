@@ -29,6 +29,34 @@ const commandTimeout = 30 * time.Second
 
 var nsCounter atomic.Uint64
 
+var sweepOnce sync.Once
+
+// sweepStale removes the namespaces that test processes which no longer
+// exist left behind (a test binary killed by a timeout cannot run its
+// cleanups). Namespace names carry the creating process's pid.
+func sweepStale(t testing.TB) {
+	entries, err := os.ReadDir("/run/netns")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		var pid, n int
+		if _, err := fmt.Sscanf(e.Name(), "netext-%d-%d", &pid, &n); err != nil || pid == os.Getpid() {
+			continue
+		}
+		if err := unix.Kill(pid, 0); !errors.Is(err, unix.ESRCH) {
+			continue // still running, or not ours to judge
+		}
+		stale := &NS{Name: e.Name(), handle: netns.None()}
+		if h, err := netns.GetFromPath(stale.Path()); err == nil {
+			stale.handle = h
+		}
+		if err := stale.remove(); err != nil {
+			t.Logf("removing stale namespace %s: %v", e.Name(), err)
+		}
+	}
+}
+
 // NS is a named network namespace created for one test, visible at
 // /run/netns/<Name> so that `ip netns exec` and other processes can enter it.
 type NS struct {
@@ -46,6 +74,7 @@ type NS struct {
 func NewNS(t testing.TB) *NS {
 	t.Helper()
 	RequireRoot(t)
+	sweepOnce.Do(func() { sweepStale(t) })
 	name := fmt.Sprintf("netext-%d-%d", os.Getpid(), nsCounter.Add(1))
 	h, err := newNamedNS(name)
 	if err != nil {
