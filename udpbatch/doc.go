@@ -23,9 +23,10 @@
 //
 // When the kernel lacks an offload, or Options turns one off, the Conn falls
 // back to plain batches. A GSO send that fails with EIO (the outgoing device
-// cannot checksum UDP, which UDP_SEGMENT needs) or EINVAL (a datagram does not
-// fit the path's MTU) turns GSO off for good and the batch is sent again
-// without it, as wireguard-go does. On other systems a Conn moves one
+// cannot checksum UDP, which UDP_SEGMENT needs), EINVAL or EMSGSIZE (a
+// datagram does not fit the route's MTU: the kernel fragments plain
+// datagrams, never segments) turns GSO off for good and the batch is sent
+// again without it, as wireguard-go does. On other systems a Conn moves one
 // datagram per system call through the net package, with the same API.
 //
 // # Buffers

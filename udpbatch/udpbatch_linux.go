@@ -351,7 +351,7 @@ func (c *Conn) writeBatch(msgs []Message) (int, error) {
 			if s.werr == 0 {
 				continue
 			}
-			if s.wcount[s.wfrom] > 1 && (s.werr == unix.EIO || s.werr == unix.EINVAL) && s.gso.Swap(false) {
+			if s.wcount[s.wfrom] > 1 && gsoFailure(s.werr) && s.gso.Swap(false) {
 				c.opts.Logger.Warn("udpbatch: UDP GSO failed, sending without it from now on", "local", c.local, "err", s.werr)
 				retry = true
 				break
@@ -371,6 +371,14 @@ func (c *Conn) writeBatch(msgs []Message) (int, error) {
 		msgs = msgs[used:]
 	}
 	return sent, firstErr
+}
+
+// gsoFailure reports whether a GSO send that failed with errno would
+// succeed as plain datagrams: EIO when the outgoing device cannot checksum
+// UDP (which UDP_SEGMENT needs), EINVAL and EMSGSIZE when a segment does
+// not fit the route's MTU, which the kernel would otherwise fragment.
+func gsoFailure(errno unix.Errno) bool {
+	return errno == unix.EIO || errno == unix.EINVAL || errno == unix.EMSGSIZE
 }
 
 // pack fills the send slots from msgs, grouping datagrams for GSO, and
