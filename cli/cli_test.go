@@ -153,6 +153,20 @@ func TestGolden(t *testing.T) {
 		{name: "config-add-exists", args: []string{"config", "add", "office", "--provider", "org.example.sample"}, code: cli.ExitConflict},
 		{name: "config-add-no-provider", args: []string{"config", "add", "lab"}, code: cli.ExitUsage},
 		{name: "config-add-invalid", args: []string{"config", "add", "--provider", "org.example.nope", "--routing-method", "x", "--", "-lab"}, code: cli.ExitFailure},
+		{name: "config-import", args: []string{"config", "import", "testdata/wg0.conf", "--description", "Office"}, setup: withWireGuard,
+			check: checkImported("wg0", "vpn.example.net:51820")},
+		{name: "config-import-stdin", args: []string{"config", "import", "-", "--name", "lab", "--enabled=false"}, stdin: wg0(),
+			setup: withWireGuard, check: checkImported("lab", "vpn.example.net:51820")},
+		{name: "config-import-no-name", args: []string{"config", "import", "-"}, stdin: wg0(), setup: withWireGuard, code: cli.ExitUsage,
+			check: checkNotImported},
+		{name: "config-import-malformed", args: []string{"config", "import", "testdata/bad.conf"}, setup: withWireGuard, code: cli.ExitFailure,
+			check: checkNotImported},
+		{name: "config-import-missing", args: []string{"config", "import", "testdata/nonexistent.conf"}, setup: withWireGuard, code: cli.ExitFailure,
+			check: checkNotImported},
+		{name: "config-import-exists", args: []string{"config", "import", "testdata/wg0.conf", "--name", "office"}, setup: withWireGuard,
+			code: cli.ExitConflict},
+		{name: "config-import-no-provider", args: []string{"config", "import", "testdata/wg0.conf"}, code: cli.ExitFailure,
+			check: checkNotImported},
 		{name: "config-edit", args: []string{"config", "edit", "office", "--description", "New", "--enabled=false", "--enforce-routes"}},
 		{name: "config-edit-stale", args: []string{"config", "edit", "office", "--file", "testdata/stale.json"},
 			setup: func(e *env) {
@@ -190,6 +204,32 @@ func TestGolden(t *testing.T) {
 				LastError: &apitype.LastError{Code: "providerExited", Message: "provider exited with status 2", At: localapitest.Epoch}})
 		}},
 		{name: "status-one", args: []string{"status", "office"}, setup: start("office")},
+		{name: "status-wireguard", args: []string{"status", "office"}, setup: func(e *env) {
+			start("office")(e)
+			e.be.SetMessageHandler(func(name string, data []byte) ([]byte, error) {
+				if string(data) != "stats" {
+					return nil, fmt.Errorf("unexpected message %q", data)
+				}
+				return []byte(wireGuardStats), nil
+			})
+		}},
+		{name: "status-other-stats", args: []string{"status", "office"}, setup: func(e *env) {
+			start("office")(e)
+			e.be.SetMessageHandler(func(string, []byte) ([]byte, error) {
+				return []byte(`{"peer": "192.0.2.1:51900", "handshakes": 1, "peers": [{"name": "x"}]}`), nil
+			})
+		}},
+		{name: "status-stats-error", args: []string{"status", "office"}, setup: func(e *env) {
+			start("office")(e)
+			e.be.SetMessageHandler(func(string, []byte) ([]byte, error) {
+				return nil, apitype.Errorf(apitype.CodeTimeout, "the provider did not answer")
+			})
+		}},
+		{name: "status-reader", args: []string{"status", "office"}, setup: func(e *env) {
+			start("office")(e)
+			e.be.SetMessageHandler(func(string, []byte) ([]byte, error) { return []byte(wireGuardStats), nil })
+			e.reader.Store(true) // may not send messages
+		}},
 		{name: "status-empty", args: []string{"status"}, noSeed: true},
 		{name: "message", args: []string{"message", "office", "ping"}, setup: start("office"), noJSON: false},
 		{name: "message-stdin", args: []string{"message", "office", "-"}, stdin: "from stdin\n", setup: start("office")},
@@ -232,11 +272,82 @@ func TestGolden(t *testing.T) {
 					t.Errorf("exit %d, want %d:\n%s", code, tt.code, got)
 				}
 				golden(t, name, got)
+				if strings.Contains(got, wg0Private) || strings.Contains(got, wg0PSK) {
+					t.Error("the output shows a key")
+				}
 				if tt.check != nil {
 					tt.check(t, e)
 				}
 			})
 		}
+	}
+}
+
+// wireGuardStats is a reply of the WireGuard provider to "stats".
+const wireGuardStats = `{"listenPort": 40123, "peers": [
+	{"publicKey": "AmBnYxMszI4Jqe9VQDlUWiW55tg97Y+Z3jhbqrTeSlw=", "endpoint": "192.0.2.1:51820",
+	 "lastHandshake": "2026-01-02T04:05:00Z", "rxBytes": 123456789, "txBytes": 4567, "persistentKeepalive": 25},
+	{"publicKey": "jISbhE+jtqLh2oZGF/6tOIH5e7jevFDUTZr92xMqeZY=", "rxBytes": 0, "txBytes": 148}],
+	"transport": {"sent": 3}}`
+
+// The keys of testdata/wg0.conf, which must never be printed.
+const (
+	wg0Private = "6j1vW3YFIMAhRLAJntOxZBdxEvLRMMn4pTQvRlYQGZg="
+	wg0PSK     = "7LqVRRgErorjiuW/doY6sLnfI0bD9eeSJcR89SYZ1aE="
+)
+
+// wg0 returns testdata/wg0.conf.
+func wg0() string {
+	data, err := os.ReadFile("testdata/wg0.conf")
+	if err != nil {
+		panic(err)
+	}
+	return string(data)
+}
+
+// withWireGuard installs the WireGuard provider that config import names.
+func withWireGuard(e *env) {
+	e.be.AddProvider(apitype.ProviderInfo{ID: cli.WireGuardProviderID, Executable: "/usr/lib/netext/netext-provider-wireguard",
+		User: "netext-provider", Kind: "packet"})
+}
+
+// checkImported checks the configuration that config import created from
+// testdata/wg0.conf.
+func checkImported(name, server string) func(t *testing.T, e *env) {
+	return func(t *testing.T, e *env) {
+		c, err := e.be.Configuration(context.Background(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.ProviderID != cli.WireGuardProviderID || c.ServerAddress != server || !c.HasSecret {
+			t.Errorf("configuration %+v", c)
+		}
+		if strings.Contains(string(c.ProviderConfiguration), wg0Private) || strings.Contains(string(c.ProviderConfiguration), wg0PSK) {
+			t.Errorf("a key in the provider configuration: %s", c.ProviderConfiguration)
+		}
+		secret, _ := e.be.Secret(name)
+		var doc struct {
+			PrivateKey    string            `json:"privateKey"`
+			PresharedKeys map[string]string `json:"presharedKeys"`
+		}
+		if err := json.Unmarshal([]byte(secret), &doc); err != nil {
+			t.Fatalf("secret: %v", err)
+		}
+		want := map[string]string{"AmBnYxMszI4Jqe9VQDlUWiW55tg97Y+Z3jhbqrTeSlw=": wg0PSK}
+		if doc.PrivateKey != wg0Private || !cmp.Equal(doc.PresharedKeys, want) {
+			t.Error("the secret does not hold the file's keys")
+		}
+	}
+}
+
+// checkNotImported checks that only the seeded configurations exist.
+func checkNotImported(t *testing.T, e *env) {
+	list, err := e.be.Configurations(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 2 {
+		t.Errorf("%d configurations, want the 2 seeded", len(list))
 	}
 }
 

@@ -48,6 +48,8 @@ _netext() {
 	config)
 		if [[ $COMP_CWORD -eq 2 ]]; then
 			COMPREPLY=($(compgen -W "@CONFIG@" -- "$cur"))
+		elif [[ $COMP_CWORD -eq 3 && ${COMP_WORDS[2]} == import ]]; then
+			COMPREPLY=($(compgen -f -- "$cur"))
 		elif [[ $COMP_CWORD -eq 3 && ${COMP_WORDS[2]} != add ]]; then
 			COMPREPLY=($(compgen -W "$(netext config list --quiet 2>/dev/null)" -- "$cur"))
 		fi ;;
@@ -73,6 +75,8 @@ _netext() {
 	config)
 		if (( CURRENT == 3 )); then
 			compadd -- @CONFIG@
+		elif (( CURRENT == 4 )) && [[ ${words[3]} == import ]]; then
+			_files
 		elif (( CURRENT == 4 )) && [[ ${words[3]} != add ]]; then
 			names=(${(f)"$(netext config list --quiet 2>/dev/null)"})
 			compadd -- $names
@@ -94,6 +98,7 @@ complete -c netext -n __fish_use_subcommand -a "@COMMANDS@"
 complete -c netext -n "__fish_seen_subcommand_from config; and not __fish_seen_subcommand_from @CONFIG@" -a "@CONFIG@"
 complete -c netext -n "__fish_seen_subcommand_from start stop status message show edit remove enable disable" -a "(netext config list --quiet 2>/dev/null)"
 complete -c netext -n "__fish_seen_subcommand_from completion" -a "bash zsh fish"
+complete -c netext -n "__fish_seen_subcommand_from import" -F
 complete -c netext -l json -d "print JSON instead of text"
 `,
 }

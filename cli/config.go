@@ -4,7 +4,7 @@ import "fmt"
 
 var configCommand = &command{
 	name:    "config",
-	args:    "list|show|add|edit|remove|enable|disable",
+	args:    "list|show|add|import|edit|remove|enable|disable",
 	summary: "manage saved VPN configurations",
 }
 
@@ -13,7 +13,7 @@ var configCommands []*command
 
 func init() {
 	configCommands = []*command{
-		configListCommand, configShowCommand, configAddCommand, configEditCommand,
+		configListCommand, configShowCommand, configAddCommand, configImportCommand, configEditCommand,
 		configRemoveCommand, configEnableCommand, configDisableCommand,
 	}
 	configCommand.run = runConfig

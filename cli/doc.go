@@ -6,6 +6,7 @@
 //	config list [--quiet]                   list saved configurations
 //	config show NAME                        show one (never its secret)
 //	config add NAME [flags]                 save a new one from flags and/or --file FILE
+//	config import FILE.conf [--name NAME]   save a new WireGuard one from a wg-quick file
 //	config edit NAME [flags]                change one: --file replaces it, flags change fields
 //	config remove NAME [--generation N]     remove one and its secret
 //	config enable NAME / config disable NAME
@@ -22,6 +23,21 @@
 // package apitype) instead of aligned text; errors then go to stdout as
 // {"error": {"code": ..., "message": ...}}. Without --json, errors go to
 // stderr as "netext: MESSAGE".
+//
+// config import reads a wg-quick(8) file with package wgquick and saves a
+// configuration of netext's WireGuard provider ([WireGuardProviderID]):
+// the server address is the first peer endpoint, the private and preshared
+// keys go to the secret store (never into the configuration, the command
+// line or any output), lines that cannot apply are skipped with a warning
+// naming the line on stderr, and a malformed file saves nothing and
+// fails with every problem and its line number. The configuration is
+// enabled unless --enabled=false.
+//
+// status NAME of a running session also asks its provider for "stats"; a
+// reply in the WireGuard provider's shape adds a table of the peers (last
+// handshake, endpoint, bytes received and sent), and --json adds the reply
+// as providerStats. Other replies, and callers who may not send messages,
+// get the status alone.
 //
 // Secrets are read from a file or stdin (--secret-file FILE or -), never
 // from the command line, where other users can see them. Start options

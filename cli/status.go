@@ -22,10 +22,14 @@ var statusCommand = &command{
 			if err != nil {
 				return err
 			}
+			raw, stats := e.providerStats(st)
 			if e.json {
-				return e.printJSON(st)
+				return e.printJSON(statusWithStats{SessionStatus: st, ProviderStats: raw})
 			}
-			return e.printStatusDetail(st)
+			if err := e.printStatusDetail(st); err != nil {
+				return err
+			}
+			return e.printPeers(stats)
 		}
 		list, err := e.client.Statuses(e.ctx)
 		if err != nil {
