@@ -53,8 +53,11 @@ func New(opts Options) (*Manager, error) {
 	return m, nil
 }
 
+// dupNS duplicates h, or opens the namespace of the calling thread for
+// the zero value (and netns.None()), which netns.NsHandle.IsOpen reports
+// as open: it would be descriptor 0.
 func dupNS(h netns.NsHandle) (netns.NsHandle, error) {
-	if !h.IsOpen() {
+	if h <= 0 {
 		cur, err := netns.Get()
 		if err != nil {
 			return netns.None(), fmt.Errorf("firewall: opening the current network namespace: %w", err)

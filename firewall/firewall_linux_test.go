@@ -598,3 +598,44 @@ func TestRulesListed(t *testing.T) {
 		}
 	}
 }
+
+// TestZeroNetNS checks that Options without NetNS work in the namespace of
+// the calling thread, as netextd uses them, and LocalNetworks too.
+func TestZeroNetNS(t *testing.T) {
+	nettest.RequireRoot(t)
+	ns := nettest.NewNS(t)
+	ns.AddDummy(t, "lan0")
+	ns.AddAddr(t, "lan0", "192.0.2.7/24")
+	var (
+		m     *Manager
+		local []netip.Prefix
+	)
+	if err := ns.Do(func() error {
+		var err error
+		if m, err = New(Options{}); err != nil {
+			return err
+		}
+		local, err = LocalNetworks(Options{})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if diff := cmp.Diff(local, []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
+		t.Errorf("LocalNetworks (-got +want):\n%s", diff)
+	}
+	if err := m.Set(&Config{Tunnels: []Tunnel{{Interface: tunName, IncludeAllNetworks: true}}}); err != nil {
+		t.Fatal(err)
+	}
+	inNS, err := New(Options{NetNS: ns.Handle()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inNS.Close()
+	if ok, err := inNS.Exists(); err != nil || !ok {
+		t.Errorf("table in the namespace: %v, %v; want it there", ok, err)
+	}
+	if err := m.Set(nil); err != nil {
+		t.Fatal(err)
+	}
+}
