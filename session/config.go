@@ -163,6 +163,10 @@ type Config struct {
 	// interface before it exists.
 	Policies []Policy
 
+	// DNS points the system's resolver at the DNS servers of each
+	// settings; see DNS. Its zero value leaves DNS alone.
+	DNS DNS
+
 	// Launch, CreateDevice and NewNetwork are the session's seams to the
 	// system. Nil takes the real ones: supervisor.Launch, tun.Create and
 	// NewNetcfg.

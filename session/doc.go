@@ -46,8 +46,10 @@
 //     descriptor. The included routes win over subnets directly connected
 //     to other interfaces (netcfg's EnforceRoutes) with includeAllNetworks
 //     or enforceRoutes, unless excludeLocalNetworks keeps local networks
-//     local. Null settings remove the network configuration and keep the
-//     device. A request waiting behind another is replaced by a newer
+//     local. The settings' DNS (Config.DNS, see [DNS]) is checked before
+//     anything changes, applied after the network configuration and
+//     removed before it. Null settings remove the network configuration
+//     and keep the device. A request waiting behind another is replaced by a newer
 //     one, and a stop cancels waiting requests; both are answered
 //     "canceled". Kernel errors are answered "failed", after going back to
 //     the previous settings.

@@ -31,6 +31,7 @@ type settingsWorker struct {
 	// Owned by the worker goroutine; read by close after it ended.
 	dev      tun.Device
 	net      Network
+	dns      *linkDNS
 	applied  *netcfg.Config        // the last Config applied in full
 	settings *netsettings.Settings // the settings of applied, as the policies have them
 	fdSent   bool                  // the device's descriptor went to the provider
@@ -54,7 +55,8 @@ func (q *settingsRequest) replyError(code providerproto.Code, msg string) {
 }
 
 func newSettingsWorker(r *run) *settingsWorker {
-	return &settingsWorker{r: r, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	return &settingsWorker{r: r, wake: make(chan struct{}, 1), done: make(chan struct{}),
+		dns: newLinkDNS(r.cfg.DNS, r.cfg.Network.Mark, r.log)}
 }
 
 // submit queues a request. It never blocks for long.
@@ -226,6 +228,9 @@ func routesBeatLocalNetworks(c providerproto.Configuration) bool {
 func (w *settingsWorker) set(cfg *netcfg.Config, s *netsettings.Settings) (*providerproto.SetSettingsReply, error) {
 	r := w.r
 	if cfg == nil {
+		if err := w.dns.apply(&dnsPlan{}); err != nil {
+			return nil, fmt.Errorf("clearing the DNS settings: %w", err)
+		}
 		if err := r.applyPolicies(nil, w.settings); err != nil {
 			return nil, fmt.Errorf("clearing the settings: %w", err)
 		}
@@ -267,6 +272,10 @@ func (w *settingsWorker) set(cfg *netcfg.Config, s *netsettings.Settings) (*prov
 		}
 		w.net = n
 	}
+	dnsPlan, err := w.dns.plan(name, s)
+	if err != nil {
+		return nil, fmt.Errorf("the DNS settings for %s: %w", name, err)
+	}
 	if err := r.applyPolicies(s, w.settings); err != nil {
 		return nil, fmt.Errorf("applying the settings to %s: %w", name, err)
 	}
@@ -278,6 +287,13 @@ func (w *settingsWorker) set(cfg *netcfg.Config, s *netsettings.Settings) (*prov
 		}
 		w.restorePolicies(s)
 		return nil, fmt.Errorf("applying the settings to %s: %w", name, err)
+	}
+	if err := w.dns.apply(dnsPlan); err != nil {
+		if rerr := w.net.Set(w.applied); rerr != nil {
+			r.log.Error("restoring the previous settings failed", "err", rerr)
+		}
+		w.restorePolicies(s)
+		return nil, fmt.Errorf("applying the DNS settings to %s: %w", name, err)
 	}
 	w.applied, w.settings = cfg, s
 	if w.fdSent {
@@ -322,6 +338,9 @@ func (w *settingsWorker) describe(name string) *providerproto.Tunnel {
 func (w *settingsWorker) close() error {
 	<-w.done
 	var errs []error
+	if err := w.dns.close(); err != nil {
+		errs = append(errs, err)
+	}
 	if w.net != nil {
 		if err := w.net.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("removing the network configuration: %w", err))
