@@ -49,9 +49,9 @@
 //     local. The settings' DNS (Config.DNS, see [DNS]) is checked before
 //     anything changes, applied after the network configuration and
 //     removed before it. Null settings remove the network configuration
-//     and keep the device. A request waiting behind another is replaced by a newer
-//     one, and a stop cancels waiting requests; both are answered
-//     "canceled". Kernel errors are answered "failed", after going back to
+//     and keep the device. A request waiting behind another is replaced
+//     by a newer one, and a stop cancels waiting requests; both are
+//     answered "canceled". Kernel errors are answered "failed", after going back to
 //     the previous settings.
 //   - protect: the socket that comes with it gets the bypass mark
 //     (SO_MARK, Config.Network.Mark) and the daemon's copy is closed.
