@@ -25,6 +25,9 @@ const DefaultKeepalive = 25 * time.Second
 //	  "routes": ["0.0.0.0/0", "::/0"],
 //	  "dns": ["10.99.0.1"],
 //	  "searchDomains": ["tunnel.example"],
+//	  "matchDomains": ["tunnel.example"],
+//	  "dnsProtocol": "tls",
+//	  "dnsServerName": "dns.tunnel.example",
 //	  "mtu": 1420,
 //	  "keepalive": 25,
 //	  "handshakeTimeout": 10
@@ -44,6 +47,15 @@ type ProviderConfig struct {
 	DNS []netip.Addr `json:"dns,omitempty"`
 	// SearchDomains are the DNS search domains; only with DNS.
 	SearchDomains []string `json:"searchDomains,omitempty"`
+	// MatchDomains are the DNS settings' matchDomains (split DNS); nil
+	// and empty differ, as in netsettings.DNS.
+	MatchDomains []string `json:"matchDomains,omitempty"`
+	// DNSProtocol is "cleartext" (or empty), "tls" or "https";
+	// DNSServerName the TLS server name and DNSServerURL the
+	// DNS-over-HTTPS URL. The daemon checks them.
+	DNSProtocol   string `json:"dnsProtocol,omitempty"`
+	DNSServerName string `json:"dnsServerName,omitempty"`
+	DNSServerURL  string `json:"dnsServerURL,omitempty"`
 	// MTU is the tunnel's MTU; zero means DefaultMTU. Both ends should
 	// use the same.
 	MTU int `json:"mtu,omitempty"`
@@ -71,6 +83,10 @@ func DecodeProviderConfig(m map[string]any) (*ProviderConfig, error) {
 		Routes           []string `json:"routes"`
 		DNS              []string `json:"dns"`
 		SearchDomains    []string `json:"searchDomains"`
+		MatchDomains     []string `json:"matchDomains"`
+		DNSProtocol      string   `json:"dnsProtocol"`
+		DNSServerName    string   `json:"dnsServerName"`
+		DNSServerURL     string   `json:"dnsServerURL"`
 		MTU              int      `json:"mtu"`
 		Keepalive        *int     `json:"keepalive"`
 		HandshakeTimeout int      `json:"handshakeTimeout"`
@@ -82,6 +98,10 @@ func DecodeProviderConfig(m map[string]any) (*ProviderConfig, error) {
 	}
 	c := ProviderConfig{
 		SearchDomains:    raw.SearchDomains,
+		MatchDomains:     raw.MatchDomains,
+		DNSProtocol:      raw.DNSProtocol,
+		DNSServerName:    raw.DNSServerName,
+		DNSServerURL:     raw.DNSServerURL,
 		MTU:              raw.MTU,
 		Keepalive:        raw.Keepalive,
 		HandshakeTimeout: raw.HandshakeTimeout,
@@ -149,13 +169,19 @@ func (c *ProviderConfig) Settings(server netip.Addr) (*netsettings.Settings, err
 		}
 		ip.IncludedRoutes = append(ip.IncludedRoutes, netsettings.Route{Destination: r.Masked()})
 	}
-	if len(c.DNS) > 0 {
-		s.DNS = &netsettings.DNS{SearchDomains: c.SearchDomains}
+	if len(c.DNS) > 0 || c.DNSServerURL != "" {
+		s.DNS = &netsettings.DNS{SearchDomains: c.SearchDomains, MatchDomains: c.MatchDomains,
+			ServerName: c.DNSServerName, ServerURL: c.DNSServerURL}
+		if c.DNSProtocol != "" {
+			if err := s.DNS.Protocol.UnmarshalText([]byte(c.DNSProtocol)); err != nil {
+				return nil, fmt.Errorf("sample: providerConfiguration.dnsProtocol: %w", err)
+			}
+		}
 		for _, a := range c.DNS {
 			s.DNS.Servers = append(s.DNS.Servers, netip.AddrPortFrom(a, 0))
 		}
-	} else if len(c.SearchDomains) > 0 {
-		return nil, errors.New("sample: providerConfiguration.searchDomains: needs dns servers")
+	} else if len(c.SearchDomains) > 0 || c.MatchDomains != nil {
+		return nil, errors.New("sample: providerConfiguration.searchDomains, matchDomains: need dns servers")
 	}
 	return s, nil
 }
