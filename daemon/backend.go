@@ -37,6 +37,7 @@ type backend struct {
 	store    *store.Store
 	events   *localapi.Events
 	journal  *journal
+	prot     *protection
 	software string
 
 	regMu sync.Mutex // guards reg
@@ -82,9 +83,10 @@ type run struct {
 	changed     chan struct{} // closed and replaced at every change
 }
 
-func newBackend(cfg Config, st *store.Store, reg *registry.Registry, events *localapi.Events) *backend {
+func newBackend(cfg Config, st *store.Store, reg *registry.Registry, events *localapi.Events, prot *protection) *backend {
 	b := &backend{
 		cfg:      cfg,
+		prot:     prot,
 		log:      cfg.Logger,
 		store:    st,
 		events:   events,
@@ -395,6 +397,7 @@ func (b *backend) DeleteConfiguration(ctx context.Context, name string, generati
 	if generation != 0 && generation != cur.Generation {
 		return apiError(&store.StaleError{Name: name, Have: generation, Current: cur.Generation})
 	}
+	b.prot.release(name)
 	if err := b.stopAndWait(ctx, c, providerproto.StopConfigurationRemoved); err != nil {
 		return err
 	}
@@ -462,6 +465,7 @@ func (b *backend) SetEnabled(ctx context.Context, name string, enabled bool, gen
 	}
 	b.log.Info("configuration enabled", "name", name, "enabled", enabled)
 	if !enabled {
+		b.prot.release(name)
 		if _, err := b.stop(ctx, c, providerproto.StopConfigurationDisabled); err != nil {
 			return apitype.Configuration{}, err
 		}
@@ -518,10 +522,10 @@ func (b *backend) Start(ctx context.Context, name string, options map[string]any
 		b.mu.Unlock()
 		return apitype.SessionStatus{}, apitype.Errorf(apitype.CodeNotFound, "no configuration named %q", name)
 	}
-	r.slot = slices.Index(b.slots, false)
+	r.slot = b.freeSlotLocked(name)
 	if r.slot < 0 {
 		b.mu.Unlock()
-		return apitype.SessionStatus{}, apitype.Errorf(apitype.CodeBusy, "%d sessions run already, the most netextd runs at once", len(b.slots))
+		return apitype.SessionStatus{}, apitype.Errorf(apitype.CodeBusy, "%d sessions run or hold their leak protection already, the most netextd runs at once", len(b.slots))
 	}
 	b.slots[r.slot] = true
 	b.mu.Unlock()
@@ -571,6 +575,20 @@ func (b *backend) Start(ctx context.Context, name string, options map[string]any
 	return b.status(c), nil
 }
 
+// freeSlotLocked returns the first free slot for a session of the
+// configuration name, or -1. A slot whose interface the leak protection of
+// another stopped configuration still names is not free: two guards must
+// not share an interface.
+func (b *backend) freeSlotLocked(name string) int {
+	held := b.prot.heldInterfaces(name)
+	for i, taken := range b.slots {
+		if !taken && !held[b.cfg.interfaceName(i)] {
+			return i
+		}
+	}
+	return -1
+}
+
 // newSession builds the session of run r.
 func (b *backend) newSession(r *run, sc store.Configuration, prov registry.Provider, secret store.Secret) (*session.Session, error) {
 	name := sc.Name
@@ -594,8 +612,9 @@ func (b *backend) newSession(r *run, sc store.Configuration, prov registry.Provi
 			}
 			return p, err
 		},
-		Admit:  func(s *netsettings.Settings) error { return b.admit(r, s) },
-		Logger: b.log,
+		Admit:    func(s *netsettings.Settings) error { return b.admit(r, s) },
+		Policies: []session.Policy{b.prot.policy(sc)},
+		Logger:   b.log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("session of %q: %w", name, err)
@@ -626,6 +645,9 @@ func (b *backend) Stop(ctx context.Context, name, reason string) (apitype.Sessio
 	}
 	c.ops.Lock()
 	defer c.ops.Unlock()
+	// The user's stop lifts the leak protection, also of a session
+	// that ended by itself.
+	b.prot.release(name)
 	return b.stop(ctx, c, pr)
 }
 

@@ -119,6 +119,9 @@ func (c Config) withDefaults() (Config, error) {
 func (c *Config) storeDir() string    { return filepath.Join(c.StateDir, "configurations") }
 func (c *Config) netcfgDir() string   { return filepath.Join(c.StateDir, "netcfg") }
 func (c *Config) journalPath() string { return filepath.Join(c.StateDir, "sessions.json") }
+func (c *Config) protectionPath() string {
+	return filepath.Join(c.StateDir, "protection.json")
+}
 
 // netcfgOptions returns the netcfg options of slot i.
 func (c *Config) netcfgOptions(i int) netcfg.Options {

@@ -13,14 +13,18 @@
 //     Configuration files the store cannot use are logged with their path
 //     and reason; they never stop the daemon.
 //  2. It cleans up what a run that did not stop cleanly left behind (see
-//     [CleanUp]): provider processes still alive, and every route, rule
-//     and address of every session slot.
-//  3. It loads the provider manifests; unusable ones are logged.
+//     [CleanUp]): provider processes still alive, every route, rule and
+//     address of every session slot, and the leak protection table
+//     unless a guard still holds (see Leak protection).
+//  3. It loads the provider manifests, unusable ones are logged, and takes
+//     over the leak protection table of the guards that hold.
 //  4. It serves the control API (package localapi) on Config.Socket and
 //     tells systemd it is ready (READY=1 on $NOTIFY_SOCKET, when set).
 //  5. When its context ends (netextd cancels it on SIGTERM and SIGINT), it
 //     refuses new starts, stops every session, which restores the
-//     network, stops serving and returns nil.
+//     network, stops serving and returns nil. The leak protection of
+//     sessions whose guard holds stays in force: stopping netextd is not
+//     the user's stop.
 //
 // # Sessions
 //
@@ -52,6 +56,45 @@
 // Every status change of every session is published to the API's watch
 // stream in order. The last disconnect error of each configuration is kept
 // in the store, so it survives restarts.
+//
+// # Leak protection
+//
+// Every run of a session has a guard: its entry in the firewall's table
+// (package firewall, one nftables table of the inet family), kept by a
+// session.Policy that is begun when the session starts connecting, before
+// its provider runs, and follows the session's settings. The
+// configuration's includeAllNetworks lets only the tunnels, the providers'
+// protected transport (the bypass mark, Config.Mark), loopback, DHCP, IPv6
+// neighbour discovery and, with excludeLocalNetworks, local networks leave
+// the host, and rejects the rest at once; enforceRoutes rejects packets to
+// the session's included routes that leave on another interface; and a
+// session carrying one family's default route without settings for the
+// other family blocks that family. Each change of the table is followed
+// by firewall.Manager.CutFlows, which ends the flows established outside
+// the tunnels that the table now rejects, and reads the host's local
+// networks again.
+//
+// The guard of a configuration with includeAllNetworks or enforceRoutes
+// holds (Apple's kill switch): from the start until the user stops the
+// configuration through the API (stop, also of a session that is already
+// disconnected, disable or delete). It stays, with the session's last
+// settings, while the session reasserts, when its provider ends or
+// crashes, when the start fails, and while netextd is down, stopped or
+// killed (the table stays in the kernel); the next start of the
+// configuration takes it over. The log says so, with how to lift it. Other
+// guards end with their run.
+//
+// The guards that hold are recorded in Config.StateDir/protection.json. At
+// start, and in netextd --cleanup, a recorded guard is dropped when its
+// configuration is gone, disabled or no longer asks for protection, or the
+// system restarted since; when none is left, the table is removed.
+// Otherwise netextd takes the table over with one atomic replacement, so
+// the host is never unprotected. A slot whose interface a guard that holds
+// names is not given to the session of another configuration.
+//
+// Without nftables, a session that wants protection fails to start
+// (session.CodePolicyFailed); the others run without the blocking of the
+// family they do not carry.
 //
 // # Crashes
 //

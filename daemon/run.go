@@ -47,8 +47,10 @@ func Run(ctx context.Context, cfg Config) error {
 		log.Warn("provider manifest not usable", "problem", p.String())
 	}
 
+	prot := newProtection(cfg)
+	defer prot.close()
 	events := localapi.NewEvents(localapi.EventsOptions{})
-	b := newBackend(cfg, st, reg, events)
+	b := newBackend(cfg, st, reg, events, prot)
 	srv := localapi.New(b, localapi.Options{Logger: log, Events: events, Group: cfg.Group})
 	ln, err := localapi.Listen(cfg.Socket)
 	if err != nil {
