@@ -114,6 +114,9 @@ func Run(ctx context.Context, args []string, opts Options) int {
 		return ExitUsage
 	}
 	cmd := lookup(commands, args[0])
+	if cmd == nil && args[0] == demoServerCommand.name {
+		cmd = demoServerCommand
+	}
 	if cmd == nil {
 		return e.fail(usageError{err: fmt.Errorf("unknown command %q", args[0]), usage: mainUsage()})
 	}

@@ -17,7 +17,7 @@
 //	message NAME DATA|-                     send bytes to a running provider, print its reply
 //	providers                               list installed providers
 //	completion bash|zsh|fish                print a shell completion script
-//	demo                                    (not yet available)
+//	demo [--duration DURATION]              a WireGuard tunnel between throwaway namespaces (root)
 //
 // Every command takes --json, which prints the API's JSON types (see
 // package apitype) instead of aligned text; errors then go to stdout as
