@@ -38,6 +38,7 @@ type backend struct {
 	events   *localapi.Events
 	journal  *journal
 	prot     *protection
+	dns      *hostDNS
 	software string
 
 	regMu sync.Mutex // guards reg
@@ -614,6 +615,7 @@ func (b *backend) newSession(r *run, sc store.Configuration, prov registry.Provi
 		},
 		Admit:    func(s *netsettings.Settings) error { return b.admit(r, s) },
 		Policies: []session.Policy{b.prot.policy(sc)},
+		DNS:      b.dns.session(r.slot),
 		Logger:   b.log,
 	})
 	if err != nil {

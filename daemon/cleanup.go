@@ -17,11 +17,13 @@ import (
 // serves: it kills the provider processes of the sessions in the session
 // journal that are still alive (checking their start time, so that a
 // reused pid is left alone), removes the routes, rules and addresses of
-// every session slot (netcfg.CleanUp), and records for each session that
-// was running why it is now disconnected. The leak protection table stays
-// while a configuration whose protection holds is still enabled (see the
-// package documentation); otherwise CleanUp removes it. It is what
-// netextd --cleanup runs, from the systemd unit's ExecStopPost.
+// every session slot (netcfg.CleanUp), puts back the DNS configuration
+// (dns.CleanUp: resolv.conf, resolved's links), and records for each
+// session that was running why it is now disconnected. The leak
+// protection table stays while a configuration whose protection holds is
+// still enabled (see the package documentation); otherwise CleanUp
+// removes it. It is what netextd --cleanup runs, from the systemd unit's
+// ExecStopPost.
 //
 // CleanUp refuses to run while a netextd uses the state directory: it
 // takes the configuration store's lock first (store.ErrLocked).
@@ -92,6 +94,9 @@ func cleanUp(cfg Config, st *store.Store) error {
 		errs = append(errs, fmt.Errorf("removing the session journal: %w", err))
 	}
 	if err := cleanUpProtection(cfg, st); err != nil {
+		errs = append(errs, err)
+	}
+	if err := cleanUpDNS(cfg); err != nil {
 		errs = append(errs, err)
 	}
 	if len(j.Sessions) > 0 {

@@ -1,11 +1,13 @@
 package daemon
 
 import (
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"path/filepath"
 
 	"github.com/netext/netext/apitype"
+	"github.com/netext/netext/dns"
 	"github.com/netext/netext/netcfg"
 )
 
@@ -50,6 +52,14 @@ type Config struct {
 	// slot number (default DefaultInterfacePrefix, so netext0, netext1,
 	// ...). At most 12 characters.
 	InterfacePrefix string
+	// DNSMode selects the DNS backend (package dns): dns.ModeAuto (the
+	// default) detects it; see the DNS section of the package
+	// documentation.
+	DNSMode dns.Mode
+	// DNSRootCAs verify the certificates of the DNS-over-TLS and
+	// DNS-over-HTTPS servers that netextd's DNS forwarder reaches; nil
+	// means the system's roots. netextd sets it only for tests.
+	DNSRootCAs *x509.CertPool
 	// Logger receives the daemon's log; nil discards.
 	Logger *slog.Logger
 }
@@ -96,6 +106,9 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("daemon: Config.MaxSessions %d: must be 1 to 100", c.MaxSessions)
 	case len(c.InterfacePrefix) > 12:
 		return c, fmt.Errorf("daemon: Config.InterfacePrefix %q: at most 12 characters", c.InterfacePrefix)
+	}
+	if err := c.DNSMode.UnmarshalText([]byte(c.DNSMode)); err != nil {
+		return c, fmt.Errorf("daemon: Config.DNSMode: %w", err)
 	}
 	for _, d := range c.ProviderDirs {
 		if !filepath.IsAbs(d) {

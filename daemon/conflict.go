@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/netext/netext/dns"
 	"github.com/netext/netext/netsettings"
 )
 
@@ -26,20 +27,12 @@ func claimOf(s *netsettings.Settings) *claim {
 			}
 		}
 	}
-	if s.DNS != nil {
-		switch {
-		case s.IncludesDefaultRoute(netsettings.IPv4) || s.IncludesDefaultRoute(netsettings.IPv6) || s.DNS.MatchDomains == nil:
-			c.dnsDefault = true
-		default:
-			for _, d := range s.DNS.MatchDomains {
-				d = strings.TrimSuffix(strings.ToLower(d), ".")
-				if d == "" {
-					c.dnsDefault = true
-					continue
-				}
-				c.dnsDomains = append(c.dnsDomains, d)
-			}
-		}
+	// The DNS claim is what the DNS backend gets for the link, by the
+	// one rule of dns.FromSettings (Apple's): a default resolver, or the
+	// match domains (the search domains when matchDomains is nil).
+	if d := dns.FromSettings(s); d != nil {
+		c.dnsDefault = d.Default
+		c.dnsDomains = d.MatchDomains
 	}
 	return c
 }

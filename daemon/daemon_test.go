@@ -41,6 +41,10 @@ func TestClash(t *testing.T) {
 		dnsSub = `{"tunnelRemoteAddress":"a","ipv4":{"addresses":["192.168.7.2/24"]},"dns":{"servers":["192.168.7.1"],"matchDomains":["Eng.Corp.Example."]}}`
 		dnsOth = `{"tunnelRemoteAddress":"a","ipv4":{"addresses":["192.168.6.2/24"]},"dns":{"servers":["192.168.6.1"],"matchDomains":["other.example"]}}`
 		dnsDef = `{"tunnelRemoteAddress":"a","ipv4":{"addresses":["192.168.5.2/24"]},"dns":{"servers":["192.168.5.1"],"matchDomains":["", "x.example"]}}`
+		// Nil matchDomains: the servers answer for the search domains,
+		// or for every name with the default route (dns.FromSettings).
+		dnsFull = `{"tunnelRemoteAddress":"a","ipv4":{"addresses":["192.168.4.2/24"],"includedRoutes":[{"destination":"0.0.0.0/0"}]},"dns":{"servers":["192.168.4.1"]}}`
+		dnsSrch = `{"tunnelRemoteAddress":"a","ipv4":{"addresses":["192.168.3.2/24"]},"dns":{"servers":["192.168.3.1"],"searchDomains":["corp.example"]}}`
 	)
 	for _, tc := range []struct {
 		name, a, b, want string
@@ -50,7 +54,9 @@ func TestClash(t *testing.T) {
 		{"nested networks", net10b, net10, `route 10.1.0.0/16 of "a" overlaps route 10.0.0.0/8 of "b"`},
 		{"disjoint networks", net10, net172, ""},
 		{"other family", def4, v6, ""},
-		{"two default resolvers", dnsAll, dnsDef, "both want to be the default DNS resolver"},
+		{"two default resolvers", dnsFull, dnsDef, "both want to be the default DNS resolver"},
+		{"servers without domains claim nothing", dnsAll, dnsDef, ""},
+		{"search domains are match domains", dnsSub, dnsSrch, `DNS domain "eng.corp.example" of "a" overlaps DNS domain "corp.example" of "b"`},
 		{"default and split DNS", dnsAll, dnsCo, ""},
 		{"nested DNS domains", dnsSub, dnsCo, `DNS domain "eng.corp.example" of "a" overlaps DNS domain "corp.example" of "b"`},
 		{"other DNS domains", dnsOth, dnsCo, ""},

@@ -12,7 +12,12 @@
 //	                      (default /etc/netext/providers.d and /usr/lib/netext/providers.d)
 //	--group NAME          the group whose members may change things (default netext)
 //	--log-level LEVEL     debug, info, warn or error (default info)
+//	--dns-mode MODE       the DNS backend: auto, resolved, resolvconf or direct (default auto)
 //	--cleanup             only clean up after a netextd that did not stop cleanly, and exit
+//
+// For tests only, NETEXT_TEST_DNS_ROOT_CAS names a PEM file of certificate
+// authorities that the DNS forwarder trusts for DNS-over-TLS and
+// DNS-over-HTTPS servers instead of the system's roots.
 //
 // netextd logs to standard error. SIGTERM and SIGINT stop every session,
 // restoring the network, and end it with status 0; SIGUSR1 logs its
@@ -24,6 +29,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -35,6 +41,7 @@ import (
 	"syscall"
 
 	"github.com/netext/netext/daemon"
+	"github.com/netext/netext/dns"
 )
 
 func main() {
@@ -62,6 +69,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.Var(&dirs, "providers-dir", "a `DIR`ectory of provider manifests; repeat for more (default "+strings.Join(daemon.DefaultProviderDirs, " and ")+")")
 	fs.StringVar(&cfg.Group, "group", "netext", "`NAME` of the group whose members may change configurations and sessions")
 	fs.StringVar(&level, "log-level", "info", "`LEVEL` of the log: debug, info, warn or error")
+	fs.TextVar(&cfg.DNSMode, "dns-mode", dns.ModeAuto, "the DNS backend `MODE`: auto, resolved, resolvconf or direct")
 	fs.BoolVar(&cleanup, "cleanup", false, "only clean up after a netextd that did not stop cleanly, then exit")
 	fs.IntVar(&maxSlots, "max-sessions", daemon.DefaultMaxSessions, "how many sessions may run at once")
 	fs.Usage = func() {
@@ -85,6 +93,14 @@ func run(args []string, stderr io.Writer) int {
 		return 2
 	}
 	cfg.ProviderDirs = dirs
+	if f := os.Getenv(testRootCAsEnv); f != "" {
+		pool, err := loadRootCAs(f)
+		if err != nil {
+			fmt.Fprintf(stderr, "netextd: %s: %v\n", testRootCAsEnv, err)
+			return 2
+		}
+		cfg.DNSRootCAs = pool
+	}
 	cfg.MaxSessions = maxSlots
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
 
@@ -102,4 +118,21 @@ func run(args []string, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// testRootCAsEnv names a PEM file of certificate authorities for the DNS
+// forwarder's TLS and HTTPS servers; for tests only.
+const testRootCAsEnv = "NETEXT_TEST_DNS_ROOT_CAS"
+
+// loadRootCAs reads a PEM file of certificates into a pool.
+func loadRootCAs(file string) (*x509.CertPool, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("%s: no PEM certificate", file)
+	}
+	return pool, nil
 }
