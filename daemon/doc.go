@@ -71,8 +71,9 @@
 // session carrying one family's default route without settings for the
 // other family blocks that family. Each change of the table is followed
 // by firewall.Manager.CutFlows, which ends the flows established outside
-// the tunnels that the table now rejects, and reads the host's local
-// networks again.
+// the tunnels that the table now rejects. The host's local networks are
+// read again at each change of a guard and whenever an address of the
+// host is added or removed.
 //
 // The guard of a configuration with includeAllNetworks or enforceRoutes
 // holds (Apple's kill switch): from the start until the user stops the

@@ -63,6 +63,7 @@ type protection struct {
 	guards  map[string]*guard
 	applied *firewall.Config // the last Config set; nil: none
 	held    []guard          // what the record on disk says
+	badFile bool             // the record could not be read: write it anew
 }
 
 // newProtection returns the leak protection of the daemon with the guards
@@ -84,6 +85,7 @@ func newProtection(cfg Config) *protection {
 	f, err := readProtection(p.path)
 	if err != nil {
 		p.log.Error("leak protection record", "err", err)
+		p.badFile = true
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -98,6 +100,19 @@ func newProtection(cfg Config) *protection {
 		}
 	}
 	return p
+}
+
+// refresh applies the table again with the local networks as they are
+// now, when there is one.
+func (p *protection) refresh() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.guards) == 0 || p.fw == nil {
+		return
+	}
+	if err := p.updateLocked(); err != nil {
+		p.log.Error("leak protection: applying the new local networks", "err", err)
+	}
 }
 
 // close releases the firewall. The table stays in force.
@@ -204,16 +219,16 @@ func (p *protection) end(name string) error {
 func (p *protection) release(name string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	g := p.guards[name]
-	if g == nil {
-		return
+	if g := p.guards[name]; g != nil {
+		g.Hold = false
+		if g.running {
+			return
+		}
+		delete(p.guards, name)
+		p.log.Info("leak protection lifted", "name", name)
 	}
-	g.Hold = false
-	if g.running {
-		return
-	}
-	delete(p.guards, name)
-	p.log.Info("leak protection lifted", "name", name)
+	// Also without a guard of name: a table that netextd could not take
+	// over (its record was unreadable) goes with the user's stop.
 	if err := p.updateLocked(); err != nil {
 		p.log.Error("leak protection", "name", name, "err", err)
 	}
@@ -294,7 +309,7 @@ func (p *protection) recordLocked() error {
 			held = append(held, *g)
 		}
 	}
-	if slices.EqualFunc(held, p.held, func(a, b guard) bool {
+	if !p.badFile && slices.EqualFunc(held, p.held, func(a, b guard) bool {
 		return a.Name == b.Name && a.Hold == b.Hold &&
 			(&firewall.Config{Tunnels: []firewall.Tunnel{a.Tunnel}}).Equal(&firewall.Config{Tunnels: []firewall.Tunnel{b.Tunnel}})
 	}) {
@@ -303,7 +318,7 @@ func (p *protection) recordLocked() error {
 	if err := writeProtection(p.path, protectionFile{Version: protectionVersion, BootID: p.bootID, Guards: held}); err != nil {
 		return err
 	}
-	p.held = held
+	p.held, p.badFile = held, false
 	return nil
 }
 
@@ -366,26 +381,15 @@ func cleanUpProtection(cfg Config, st *store.Store) error {
 	log := cfg.Logger
 	path := cfg.protectionPath()
 	f, err := readProtection(path)
-	var errs []error
 	if err != nil {
-		errs = append(errs, err)
+		// Fail closed: a table left behind stays. The first change of the
+		// protection, such as the user's stop of any configuration,
+		// replaces it.
+		return err
 	}
-	kept := protectionFile{Version: protectionVersion, BootID: f.BootID}
-	for _, g := range f.Guards {
-		c, err := st.Get(g.Name)
-		switch {
-		case f.BootID != bootID():
-			log.Info("cleanup: leak protection of the previous boot lifted", "name", g.Name)
-		case err != nil:
-			log.Info("cleanup: leak protection lifted: the configuration is gone", "name", g.Name)
-		case !c.Enabled || !wantsHold(c):
-			log.Info("cleanup: leak protection lifted: the configuration is disabled or wants none", "name", g.Name)
-		default:
-			log.Warn("cleanup: leak protection holds: the session was not stopped by the user", "name", g.Name, "interface", g.Tunnel.Interface)
-			kept.Guards = append(kept.Guards, g)
-		}
-	}
-	if len(kept.Guards) != len(f.Guards) || err != nil {
+	var errs []error
+	kept := stillHeld(f, bootID(), st.Get, log)
+	if len(kept.Guards) != len(f.Guards) {
 		if werr := writeProtection(path, kept); werr != nil {
 			errs = append(errs, werr)
 		}
@@ -410,4 +414,26 @@ func cleanUpProtection(cfg Config, st *store.Store) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// stillHeld returns the guards of f that still hold on the boot boot:
+// those whose configuration (looked up with get) exists, is enabled and
+// wants protection.
+func stillHeld(f protectionFile, boot string, get func(string) (store.Configuration, error), log *slog.Logger) protectionFile {
+	kept := protectionFile{Version: protectionVersion, BootID: f.BootID}
+	for _, g := range f.Guards {
+		c, err := get(g.Name)
+		switch {
+		case f.BootID != boot:
+			log.Info("cleanup: leak protection of the previous boot lifted", "name", g.Name)
+		case err != nil:
+			log.Info("cleanup: leak protection lifted: the configuration is gone", "name", g.Name)
+		case !c.Enabled || !wantsHold(c):
+			log.Info("cleanup: leak protection lifted: the configuration is disabled or wants none", "name", g.Name)
+		default:
+			log.Warn("cleanup: leak protection holds: the session was not stopped by the user", "name", g.Name, "interface", g.Tunnel.Interface)
+			kept.Guards = append(kept.Guards, g)
+		}
+	}
+	return kept
 }

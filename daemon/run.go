@@ -49,6 +49,8 @@ func Run(ctx context.Context, cfg Config) error {
 
 	prot := newProtection(cfg)
 	defer prot.close()
+	stopWatch := prot.watch()
+	defer stopWatch() // before prot.close
 	events := localapi.NewEvents(localapi.EventsOptions{})
 	b := newBackend(cfg, st, reg, events, prot)
 	srv := localapi.New(b, localapi.Options{Logger: log, Events: events, Group: cfg.Group})

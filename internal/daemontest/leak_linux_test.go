@@ -210,6 +210,10 @@ func TestLeaks(t *testing.T) {
 	start("lan-local")
 	l.check(t, "LAN host, includeAllNetworks and excludeLocalNetworks", lan4, "", all(answered), true)
 	l.check(t, "LAN host, includeAllNetworks and excludeLocalNetworks", pub4, "", all(answered), false)
+	// The host joins another network: its subnet becomes local too.
+	tp.Client.AddAddr(t, "eth0", "172.31.0.2/24")
+	waitLocalNetwork(t, e, "172.31.0.0/24")
+	tp.Client.Run(t, "ip", "addr", "del", "172.31.0.2/24", "dev", "eth0")
 	stop("lan-local")
 	l.snapshot(t, "after the LAN scenarios", before)
 
@@ -282,6 +286,23 @@ func waitLinkGone(t *testing.T, e *env, name string) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("link %s still there 20s after its provider was killed", name)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitLocalNetwork waits until the local networks of netextd's table
+// include prefix.
+func waitLocalNetwork(t *testing.T, e *env, prefix string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		out, err := e.tp.Client.Output("nft", "list", "set", "inet", firewall.DefaultTableName, "local4")
+		if err == nil && strings.Contains(out, prefix) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("local networks of the table do not include %s after 20s: %v\n%s", prefix, err, out)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
