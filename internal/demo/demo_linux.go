@@ -284,7 +284,7 @@ func (d *demo) startServer(ctx context.Context, key, peer, psk wgtypes.Key) erro
 	}
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	p, err := startIn(d.server, cmd)
+	p, err := startIn(d.server, cmd, "")
 	if err != nil {
 		return fmt.Errorf("starting the WireGuard server: %w", err)
 	}
@@ -358,7 +358,14 @@ func (d *demo) startNetextd(ctx context.Context, netextd, provider string) error
 	// SIGTERM if netext dies: netextd then stops the session and
 	// restores the namespace before it exits.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	p, err := startIn(d.client, cmd)
+	// The client namespace's resolver configuration is a file of the
+	// run's: netextd points it at the tunnel's DNS servers, when there
+	// are any, instead of the host's.
+	resolv := filepath.Join(d.dir, "resolv.conf")
+	if err := os.WriteFile(resolv, []byte("# the demo's client namespace\n"), 0o644); err != nil {
+		return err
+	}
+	p, err := startIn(d.client, cmd, resolv)
 	if err != nil {
 		return fmt.Errorf("starting netextd: %w", err)
 	}

@@ -30,9 +30,12 @@
 // left is removed by the next run. Cleanup runs on success, on failure
 // and when the context ends (Ctrl-C), each wait with a deadline.
 //
-// The wg-quick file of the demo has no DNS line: netextd would otherwise
-// point the resolver of its mount namespace, which is the host's, at the
-// tunnel's server.
+// netextd runs in a mount namespace of its own in which /etc/resolv.conf
+// is a file of the run's, so that no DNS it applies can reach the host's
+// resolver configuration. The demo's wg-quick file has no DNS line all the
+// same: a DNS backend that netextd detects could be the host's
+// systemd-resolved, reached over D-Bus, which network namespaces do not
+// separate.
 //
 // # Executables
 //

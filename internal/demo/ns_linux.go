@@ -3,11 +3,13 @@ package demo
 import (
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"runtime"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // newNS creates an unnamed network namespace with its loopback up. It
@@ -134,12 +136,22 @@ type process struct {
 // been reaped and then ends, which is what cmd's parent-death signal
 // (SysProcAttr.Pdeathsig) follows: the child gets it when this process
 // ends first.
-func startIn(ns netns.NsHandle, cmd *exec.Cmd) (*process, error) {
+//
+// With resolvConf, the thread first moves to a mount namespace of its own
+// in which that file is mounted over /etc/resolv.conf, so that the child
+// sees and changes it instead of the host's.
+func startIn(ns netns.NsHandle, cmd *exec.Cmd, resolvConf string) (*process, error) {
 	p := &process{cmd: cmd, done: make(chan struct{})}
 	started := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
 		defer close(p.done)
+		if resolvConf != "" {
+			if err := privateResolvConf(resolvConf); err != nil {
+				started <- err
+				return
+			}
+		}
 		if err := netns.Set(ns); err != nil {
 			started <- err
 			return
@@ -169,3 +181,23 @@ func (p *process) exited() bool {
 
 // errStillRunning is stop's error for a process that had to be killed.
 var errStillRunning = errors.New("still running; killed")
+
+// privateResolvConf moves the calling thread, which must be locked and
+// never return to the runtime, to a new mount namespace whose mounts do
+// not propagate to the host's, and mounts file over /etc/resolv.conf
+// there. Without an /etc/resolv.conf there is nothing to hide.
+func privateResolvConf(file string) error {
+	if _, err := os.Stat("/etc/resolv.conf"); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+		return fmt.Errorf("creating a mount namespace: %w", err)
+	}
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("making the mounts private: %w", err)
+	}
+	if err := unix.Mount(file, "/etc/resolv.conf", "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("mounting %s over /etc/resolv.conf: %w", file, err)
+	}
+	return nil
+}

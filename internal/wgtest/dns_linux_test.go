@@ -2,14 +2,78 @@ package wgtest
 
 import (
 	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
-// checkDNS checks the file's DNS settings: the configuration the provider
-// gets carries the server and the search domain, from which it sends them
+// resolvConf is the client namespace's resolv.conf before the session.
+const resolvConf = "# the client namespace's own resolv.conf\nnameserver 192.0.2.53\n"
+
+// privateResolvConf gives processes that `ip netns exec` starts in ns
+// their own /etc/resolv.conf: ip netns exec mounts /etc/netns/NAME/* over
+// /etc in a mount namespace of their own. netextd changes that file, never
+// the host's. It returns the file's path; it is removed when t ends.
+func privateResolvConf(t *testing.T, ns string) string {
+	t.Helper()
+	dir := filepath.Join("/etc/netns", ns)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		os.RemoveAll(dir)
+		os.Remove("/etc/netns") // when no other namespace has files there
+	})
+	path := filepath.Join(dir, "resolv.conf")
+	if err := os.WriteFile(path, []byte(resolvConf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// hostResolvConf describes the host's /etc/resolv.conf: its content,
+// mode and modification time.
+func hostResolvConf(t *testing.T) string {
+	t.Helper()
+	fi, err := os.Lstat("/etc/resolv.conf")
+	if err != nil {
+		return err.Error()
+	}
+	data, _ := os.ReadFile("/etc/resolv.conf")
+	return fmt.Sprintf("%v %v %q", fi.Mode(), fi.ModTime(), data)
+}
+
+// checkDNS checks that the file's DNS settings are applied: netextd
+// points the client namespace's resolv.conf at the server and the search
+// domain. A netextd without DNS support (one that does not log its DNS
+// backend) is checked as far as it goes: the configuration the provider
+// gets carries the server and the search domain, which the provider sends
 // in its network settings (providers/wireguard tests that part).
-func (e *env) checkDNS(t *testing.T, _ status) {
+func (e *env) checkDNS(t *testing.T) {
+	server := serverTunnel4.Addr().String()
+	if strings.Contains(e.daemon.Out.String(), `msg="DNS backend"`) {
+		got, err := os.ReadFile(e.resolvConf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var servers, search []string
+		for line := range strings.SplitSeq(string(got), "\n") {
+			switch f := strings.Fields(line); {
+			case len(f) > 1 && f[0] == "nameserver":
+				servers = append(servers, f[1])
+			case len(f) > 1 && f[0] == "search":
+				search = append(search, f[1:]...)
+			}
+		}
+		if !slices.Equal(servers, []string{server}) || !slices.Equal(search, []string{"corp.example"}) {
+			t.Errorf("the client namespace's resolv.conf while connected:\n%s\nwant nameserver %s and search corp.example", got, server)
+		}
+		return
+	}
+	t.Log("netextd does not apply DNS settings yet: checking the provider's configuration only")
 	var c struct {
 		ProviderConfiguration struct {
 			DNS           []string `json:"dns"`
@@ -20,7 +84,7 @@ func (e *env) checkDNS(t *testing.T, _ status) {
 		t.Fatal(err)
 	}
 	pc := c.ProviderConfiguration
-	if !slices.Equal(pc.DNS, []string{serverTunnel4.Addr().String()}) || !slices.Equal(pc.SearchDomains, []string{"corp.example"}) {
-		t.Errorf("provider configuration DNS %v, search domains %v: want [%v] and [corp.example]", pc.DNS, pc.SearchDomains, serverTunnel4.Addr())
+	if !slices.Equal(pc.DNS, []string{server}) || !slices.Equal(pc.SearchDomains, []string{"corp.example"}) {
+		t.Errorf("provider configuration DNS %v, search domains %v: want [%s] and [corp.example]", pc.DNS, pc.SearchDomains, server)
 	}
 }

@@ -45,9 +45,13 @@ const (
 // wg-quick file with IPv4 and IPv6 addresses, DNS and both default routes
 // imported with netext, started (connected only once the handshake is
 // done), IPv4 and IPv6 ping and TCP through the tunnel, the peer's stats in
-// netext status, and after the stop the client namespace exactly as before.
+// netext status, the file's DNS settings in the client namespace's
+// resolv.conf (a file of the test's: the host's is never touched), and
+// after the stop the client namespace and its resolv.conf exactly as
+// before.
 func TestImportStartStop(t *testing.T) {
 	nettest.RequireRoot(t)
+	hostResolv := hostResolvConf(t)
 	e := newEnv(t)
 	serverKey, clientKey, psk := genKey(t), genKey(t), genKey(t)
 	e.wgServer(serverKey, clientKey.PublicKey(), psk)
@@ -144,7 +148,7 @@ Endpoint = %s
 		}
 	})
 
-	t.Run("dns", func(t *testing.T) { e.checkDNS(t, st) })
+	t.Run("dns", func(t *testing.T) { e.checkDNS(t) })
 
 	e.mustNetext("stop", "office")
 	if st := e.status("office"); st.Status != apitype.StatusDisconnected || st.LastError != nil {
@@ -159,6 +163,12 @@ Endpoint = %s
 	}
 	if diff := cmp.Diff(before, e.tp.Client.Snapshot(t)); diff != "" {
 		t.Errorf("client namespace changed after netextd stopped (-before +after):\n%s", diff)
+	}
+	if got, err := os.ReadFile(e.resolvConf); err != nil || string(got) != resolvConf {
+		t.Errorf("the client namespace's resolv.conf after the stop: %q, %v; want it as before, %q", got, err, resolvConf)
+	}
+	if got := hostResolvConf(t); got != hostResolv {
+		t.Errorf("the host's /etc/resolv.conf changed: %s, was %s", got, hostResolv)
 	}
 	for _, s := range secrets {
 		if strings.Contains(e.daemon.Out.String(), s) {
@@ -181,12 +191,18 @@ type env struct {
 	socket   string
 	daemon   *testproc.Proc
 	outputs  []string // of every netext command, searched for keys
+	// resolvConf is the client namespace's /etc/resolv.conf as netextd
+	// sees it, a file of the test's.
+	resolvConf string
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	bin(t, "netextd")
 	tp := nettest.NewTopology(t)
+	// Before any netextd runs in the namespace: its DNS must never reach
+	// the host's resolv.conf.
+	resolv := privateResolvConf(t, tp.Client.Name)
 	dir, err := os.MkdirTemp(root, "t-")
 	if err == nil {
 		err = os.Chmod(dir, 0o755) // for the socket
@@ -195,7 +211,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	return &env{t: t, tp: tp, stateDir: filepath.Join(dir, "state"), socket: filepath.Join(dir, "netextd.sock")}
+	return &env{t: t, tp: tp, stateDir: filepath.Join(dir, "state"), socket: filepath.Join(dir, "netextd.sock"), resolvConf: resolv}
 }
 
 func genKey(t *testing.T) wgtypes.Key {
