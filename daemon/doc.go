@@ -14,10 +14,12 @@
 //     and reason; they never stop the daemon.
 //  2. It cleans up what a run that did not stop cleanly left behind (see
 //     [CleanUp]): provider processes still alive, every route, rule and
-//     address of every session slot, and the leak protection table
-//     unless a guard still holds (see Leak protection).
-//  3. It loads the provider manifests, unusable ones are logged, and takes
-//     over the leak protection table of the guards that hold.
+//     address of every session slot, the DNS configuration (see DNS),
+//     and the leak protection table unless a guard still holds (see Leak
+//     protection).
+//  3. It loads the provider manifests, unusable ones are logged, takes
+//     over the leak protection table of the guards that hold, and opens
+//     the DNS backend.
 //  4. It serves the control API (package localapi) on Config.Socket and
 //     tells systemd it is ready (READY=1 on $NOTIFY_SOCKET, when set).
 //  5. When its context ends (netextd cancels it on SIGTERM and SIGINT), it
@@ -56,6 +58,23 @@
 // Every status change of every session is published to the API's watch
 // stream in order. The last disconnect error of each configuration is kept
 // in the store, so it survives restarts.
+//
+// # DNS
+//
+// netextd opens one DNS backend (package dns) for the host at start:
+// Config.DNSMode, or the one detected (resolved, resolvconf, then
+// resolv.conf written directly), with its journal and the backup of
+// resolv.conf in Config.StateDir/dns. Every session's settings get it
+// (session.DNS), and the session in slot i gets the forwarder address
+// 127.0.0.153+i, port 53, for settings the backend cannot honour (split
+// DNS without resolved, DNS over HTTPS, DNS over TLS without resolved).
+// A backend that cannot be opened does not stop netextd: settings that
+// carry DNS then fail with the reason. The DNS claims that admission
+// compares are dns.FromSettings's, the rule the backends apply:
+// docs/dns.md has the details. After a crash, CleanUp puts resolv.conf
+// back, reverts resolved's links and removes resolvconf's records
+// (dns.CleanUp) before anything else uses DNS; on stop, the sessions
+// remove their DNS and the backend is closed.
 //
 // # Leak protection
 //

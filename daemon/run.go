@@ -53,6 +53,8 @@ func Run(ctx context.Context, cfg Config) error {
 	defer stopWatch() // before prot.close
 	events := localapi.NewEvents(localapi.EventsOptions{})
 	b := newBackend(cfg, st, reg, events, prot)
+	b.dns = openDNS(&cfg)
+	defer b.dns.close() // after the sessions stopped
 	srv := localapi.New(b, localapi.Options{Logger: log, Events: events, Group: cfg.Group})
 	ln, err := localapi.Listen(cfg.Socket)
 	if err != nil {
