@@ -46,7 +46,11 @@
 //     descriptor. The included routes win over subnets directly connected
 //     to other interfaces (netcfg's EnforceRoutes) with includeAllNetworks
 //     or enforceRoutes, unless excludeLocalNetworks keeps local networks
-//     local. The settings' DNS (Config.DNS, see [DNS]) is checked before
+//     local. With includeAllNetworks, the network configuration routes
+//     all traffic into the tunnel, as Apple's does: each address family
+//     the settings configure gets its default route there, whatever
+//     routes they include; excluded routes still apply, and a family
+//     without settings stays blocked by the host's firewall. The settings' DNS (Config.DNS, see [DNS]) is checked before
 //     anything changes, applied after the network configuration and
 //     removed before it. Null settings remove the network configuration
 //     and keep the device. A request waiting behind another is replaced

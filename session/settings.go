@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -157,6 +159,9 @@ func (w *settingsWorker) apply(q *settingsRequest) {
 		}
 		cfg = netcfg.FromSettings(s)
 		cfg.EnforceRoutes = routesBeatLocalNetworks(r.conf)
+		if r.conf.IncludeAllNetworks {
+			routeAllTraffic(cfg, s)
+		}
 	}
 	// The deadline may pass while the kernel is being configured, which
 	// cannot be interrupted: the provider then gets "timeout" at once, and
@@ -219,6 +224,32 @@ func (w *settingsWorker) release() {
 // 10.10.0.0/16 and excludeLocalNetworks keeps 10.10.0.0/16 local.
 func routesBeatLocalNetworks(c providerproto.Configuration) bool {
 	return (c.IncludeAllNetworks || c.EnforceRoutes) && !c.ExcludeLocalNetworks
+}
+
+// routeAllTraffic adds to cfg, compiled from s, the default route of each
+// address family s configures, unless s includes it already: with
+// includeAllNetworks, Apple routes (almost) all traffic through the tunnel,
+// whatever routes the provider's settings include. The default route goes
+// through the family's Router, as included routes without a gateway do.
+// Excluded routes still apply. A family without settings gets no route:
+// the firewall blocks it.
+func routeAllTraffic(cfg *netcfg.Config, s *netsettings.Settings) {
+	for _, f := range []struct {
+		ip  *netsettings.IPSettings
+		def netip.Prefix
+	}{
+		{s.IPv4, netip.PrefixFrom(netip.IPv4Unspecified(), 0)},
+		{s.IPv6, netip.PrefixFrom(netip.IPv6Unspecified(), 0)},
+	} {
+		ip, def := f.ip, f.def
+		if ip == nil {
+			continue
+		}
+		if slices.ContainsFunc(cfg.IncludedRoutes, func(r netcfg.Route) bool { return r.Dst == def }) {
+			continue
+		}
+		cfg.IncludedRoutes = append(cfg.IncludedRoutes, netcfg.Route{Dst: def, Gateway: ip.Router})
+	}
 }
 
 // set brings the system to cfg (nil: no settings), made from s, creating

@@ -198,6 +198,17 @@ func TestLeaks(t *testing.T) {
 		t.Errorf("leak protection record after the user's stop: %v", err)
 	}
 
+	// A split tunnel whose settings include only the tunnel's own
+	// subnet: includeAllNetworks routes all traffic into the tunnel
+	// anyway, as Apple's does, instead of only rejecting what the
+	// routes leave out.
+	e.configure("split", sampleID, providerConfig(clientTunnel4, "10.99.0.0/24"), includeAll)
+	start("split")
+	l.check(t, "split tunnel, includeAllNetworks", pub4, "", all(answered), false)
+	l.check(t, "split tunnel, includeAllNetworks", pub6, "", all(rejected), false)
+	stop("split")
+	l.snapshot(t, "after the split tunnel scenario", before)
+
 	// A host on the LAN: through the tunnel, unless excludeLocalNetworks
 	// keeps it local.
 	e.configure("lan", sampleID, full4, includeAll)
