@@ -353,7 +353,7 @@ func (d *demo) startNetextd(ctx context.Context, netextd, provider string) error
 	defer logFile.Close()
 	d.socket = filepath.Join(d.dir, "netextd.sock")
 	cmd := exec.Command(netextd, "--state-dir", filepath.Join(d.dir, "state"), "--socket", d.socket,
-		"--providers-dir", pdir, "--log-level", "info")
+		"--providers-dir", pdir, "--log-level", "info", "--dns-mode", "direct")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// SIGTERM if netext dies: netextd then stops the session and
 	// restores the namespace before it exits.

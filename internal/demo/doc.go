@@ -30,12 +30,13 @@
 // left is removed by the next run. Cleanup runs on success, on failure
 // and when the context ends (Ctrl-C), each wait with a deadline.
 //
-// netextd runs in a mount namespace of its own in which /etc/resolv.conf
-// is a file of the run's, so that no DNS it applies can reach the host's
-// resolver configuration. The demo's wg-quick file has no DNS line all the
-// same: a DNS backend that netextd detects could be the host's
-// systemd-resolved, reached over D-Bus, which network namespaces do not
-// separate.
+// netextd runs with --dns-mode direct (never the host's systemd-resolved,
+// which D-Bus reaches across network namespaces) in a mount namespace of
+// its own in which /etc/resolv.conf is a file of the run's, so that no DNS
+// it applies can reach the host's resolver configuration. The demo's
+// wg-quick file has no DNS line all the same, so that netextd writes no
+// resolv.conf at all (the direct backend stages its writes next to the
+// file, in the host's /etc).
 //
 // # Executables
 //

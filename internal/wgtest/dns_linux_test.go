@@ -1,7 +1,6 @@
 package wgtest
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -48,43 +47,23 @@ func hostResolvConf(t *testing.T) string {
 
 // checkDNS checks that the file's DNS settings are applied: netextd
 // points the client namespace's resolv.conf at the server and the search
-// domain. A netextd without DNS support (one that does not log its DNS
-// backend) is checked as far as it goes: the configuration the provider
-// gets carries the server and the search domain, which the provider sends
-// in its network settings (providers/wireguard tests that part).
+// domain.
 func (e *env) checkDNS(t *testing.T) {
-	server := serverTunnel4.Addr().String()
-	if strings.Contains(e.daemon.Out.String(), `msg="DNS backend"`) {
-		got, err := os.ReadFile(e.resolvConf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var servers, search []string
-		for line := range strings.SplitSeq(string(got), "\n") {
-			switch f := strings.Fields(line); {
-			case len(f) > 1 && f[0] == "nameserver":
-				servers = append(servers, f[1])
-			case len(f) > 1 && f[0] == "search":
-				search = append(search, f[1:]...)
-			}
-		}
-		if !slices.Equal(servers, []string{server}) || !slices.Equal(search, []string{"corp.example"}) {
-			t.Errorf("the client namespace's resolv.conf while connected:\n%s\nwant nameserver %s and search corp.example", got, server)
-		}
-		return
-	}
-	t.Log("netextd does not apply DNS settings yet: checking the provider's configuration only")
-	var c struct {
-		ProviderConfiguration struct {
-			DNS           []string `json:"dns"`
-			SearchDomains []string `json:"searchDomains"`
-		} `json:"providerConfiguration"`
-	}
-	if err := json.Unmarshal([]byte(e.mustNetext("config", "show", "office", "--json")), &c); err != nil {
+	got, err := os.ReadFile(e.resolvConf)
+	if err != nil {
 		t.Fatal(err)
 	}
-	pc := c.ProviderConfiguration
-	if !slices.Equal(pc.DNS, []string{server}) || !slices.Equal(pc.SearchDomains, []string{"corp.example"}) {
-		t.Errorf("provider configuration DNS %v, search domains %v: want [%s] and [corp.example]", pc.DNS, pc.SearchDomains, server)
+	var servers, search []string
+	for line := range strings.SplitSeq(string(got), "\n") {
+		switch f := strings.Fields(line); {
+		case len(f) > 1 && f[0] == "nameserver":
+			servers = append(servers, f[1])
+		case len(f) > 1 && f[0] == "search":
+			search = append(search, f[1:]...)
+		}
+	}
+	server := serverTunnel4.Addr().String()
+	if !slices.Equal(servers, []string{server}) || !slices.Equal(search, []string{"corp.example"}) {
+		t.Errorf("the client namespace's resolv.conf while connected:\n%s\nwant nameserver %s and search corp.example", got, server)
 	}
 }

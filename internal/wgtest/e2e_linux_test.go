@@ -290,7 +290,10 @@ func (e *env) startDaemon(extra ...string) {
 	t := e.t
 	t.Helper()
 	args := append([]string{"--state-dir", e.stateDir, "--socket", e.socket,
-		"--providers-dir", filepath.Join(root, "providers.d"), "--log-level", "debug"}, extra...)
+		"--providers-dir", filepath.Join(root, "providers.d"), "--log-level", "debug",
+		// resolv.conf, which ip netns exec mounts from /etc/netns: never
+		// a resolver of the host's that auto detection might find.
+		"--dns-mode", "direct"}, extra...)
 	e.daemon = testproc.Start(t, "netextd", e.tp.Client.Command(context.Background(), bin(t, "netextd"), args...))
 	e.daemon.WaitOutput(t, "netextd ready", 20*time.Second)
 }
