@@ -42,6 +42,9 @@ type Configuration struct {
 	ExcludeLocalNetworks bool `json:"excludeLocalNetworks"`
 	// EnforceRoutes gives the tunnel's routes precedence over local ones.
 	EnforceRoutes bool `json:"enforceRoutes"`
+	// StrictDNS rejects plain DNS and DNS over TLS to any server but the
+	// tunnel's while the session runs and its DNS is the default resolver.
+	StrictDNS bool `json:"strictDNS,omitempty"`
 	// DisconnectOnSleep stops the session when the machine sleeps.
 	DisconnectOnSleep bool `json:"disconnectOnSleep"`
 	// RoutingMethod is "destinationIP" (the default when empty) or

@@ -167,7 +167,7 @@ func TestGolden(t *testing.T) {
 			code: cli.ExitConflict},
 		{name: "config-import-no-provider", args: []string{"config", "import", "testdata/wg0.conf"}, code: cli.ExitFailure,
 			check: checkNotImported},
-		{name: "config-edit", args: []string{"config", "edit", "office", "--description", "New", "--enabled=false", "--enforce-routes"}},
+		{name: "config-edit", args: []string{"config", "edit", "office", "--description", "New", "--enabled=false", "--enforce-routes", "--strict-dns"}},
 		{name: "config-edit-stale", args: []string{"config", "edit", "office", "--file", "testdata/stale.json"},
 			setup: func(e *env) {
 				e.be.SetEnabled(context.Background(), "office", false, 0)

@@ -56,9 +56,9 @@ var configAddCommand = &command{
 
 // configFlags are the flags of config add and config edit.
 type configFlags struct {
-	file, secretFile                                               string
-	provider, server, username, description, routing, providerConf string
-	enabled, onDemand, includeAll, excludeLocal, enforce, sleep    bool
+	file, secretFile                                                       string
+	provider, server, username, description, routing, providerConf         string
+	enabled, onDemand, includeAll, excludeLocal, enforce, strictDNS, sleep bool
 }
 
 func addConfigFlags(fs *flag.FlagSet) *configFlags {
@@ -76,6 +76,7 @@ func addConfigFlags(fs *flag.FlagSet) *configFlags {
 	fs.BoolVar(&f.includeAll, "include-all-networks", false, "route all traffic through the tunnel (kill switch)")
 	fs.BoolVar(&f.excludeLocal, "exclude-local-networks", false, "keep local networks outside the tunnel")
 	fs.BoolVar(&f.enforce, "enforce-routes", false, "give the tunnel's routes precedence over local ones")
+	fs.BoolVar(&f.strictDNS, "strict-dns", false, "while the tunnel is the DNS resolver, reject DNS to any other server")
 	fs.BoolVar(&f.sleep, "disconnect-on-sleep", false, "stop the session when the machine sleeps")
 	return f
 }
@@ -105,6 +106,8 @@ func (f *configFlags) apply(fs *flag.FlagSet, c *apitype.Configuration) error {
 			c.ExcludeLocalNetworks = f.excludeLocal
 		case "enforce-routes":
 			c.EnforceRoutes = f.enforce
+		case "strict-dns":
+			c.StrictDNS = f.strictDNS
 		case "disconnect-on-sleep":
 			c.DisconnectOnSleep = f.sleep
 		case "provider-config":

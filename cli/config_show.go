@@ -45,6 +45,7 @@ var configShowCommand = &command{
 		row("include all networks", yesNo(c.IncludeAllNetworks))
 		row("exclude local networks", yesNo(c.ExcludeLocalNetworks))
 		row("enforce routes", yesNo(c.EnforceRoutes))
+		row("strict DNS", yesNo(c.StrictDNS))
 		row("disconnect on sleep", yesNo(c.DisconnectOnSleep))
 		row("routing method", routing)
 		row("app rules", fmt.Sprint(len(c.AppRules)))

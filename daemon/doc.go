@@ -88,7 +88,11 @@
 // the host, and rejects the rest at once; enforceRoutes rejects packets to
 // the session's included routes that leave on another interface; and a
 // session carrying one family's default route without settings for the
-// other family blocks that family. Each change of the table is followed
+// other family blocks that family. With strictDNS, while the run's
+// settings make the tunnel the default resolver (dns.FromSettings), the
+// guard rejects plain DNS and DNS over TLS (ports 53 and 853) to any
+// server but the tunnel's DNS servers; strict DNS ends with the run, also
+// when the guard holds. Each change of the table is followed
 // by firewall.Manager.CutFlows, which ends the flows established outside
 // the tunnels that the table now rejects. The host's local networks are
 // read again at each change of a guard and whenever an address of the

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/netext/netext/dns"
 	"github.com/netext/netext/firewall"
 	"github.com/netext/netext/netsettings"
 	"github.com/netext/netext/session"
@@ -132,6 +133,7 @@ func (p *protection) policy(c store.Configuration) session.Policy {
 		IncludeAllNetworks:   c.IncludeAllNetworks,
 		ExcludeLocalNetworks: c.ExcludeLocalNetworks,
 		EnforceRoutes:        c.EnforceRoutes,
+		StrictDNS:            c.StrictDNS,
 	}}
 }
 
@@ -143,23 +145,42 @@ type guardPolicy struct {
 	tunnel firewall.Tunnel // the protections the configuration asks for
 }
 
+// strictDNS reports whether a run whose configuration asks for strict DNS
+// enforces it with settings s: when the tunnel's DNS servers are the
+// host's default resolver (dns.FromSettings, Apple's rule: the settings
+// include a default route, or the empty match domain). A tunnel that resolves only its own domains leaves the other
+// names to the host's resolvers, which strict DNS would cut off.
+func strictDNS(s *netsettings.Settings) bool {
+	d := dns.FromSettings(s)
+	return d != nil && d.Default && len(s.DNS.Servers) > 0
+}
+
 // Begin puts the guard in place before the provider runs: with
 // includeAllNetworks, everything but the provider's transport is blocked
-// from here on, and the flows established before are cut.
+// from here on, and the flows established before are cut. Strict DNS
+// waits for the settings, which name the tunnel's DNS servers.
 func (gp *guardPolicy) Begin(iface string) error {
 	t := gp.tunnel
 	t.Interface = iface
+	t.StrictDNS = false
 	return gp.p.set(gp.name, t, gp.hold, true)
 }
 
 // Apply follows the run's settings: the families the tunnel carries, its
-// routes and DNS servers.
+// routes and DNS servers, and strict DNS while the tunnel's DNS is the
+// default resolver.
 func (gp *guardPolicy) Apply(iface string, s *netsettings.Settings) error {
+	return gp.p.set(gp.name, gp.tunnelOf(iface, s), gp.hold, true)
+}
+
+// tunnelOf returns the guard's entry for the run's settings s.
+func (gp *guardPolicy) tunnelOf(iface string, s *netsettings.Settings) firewall.Tunnel {
 	t := firewall.TunnelFromSettings(iface, s)
 	t.IncludeAllNetworks = gp.tunnel.IncludeAllNetworks
 	t.ExcludeLocalNetworks = gp.tunnel.ExcludeLocalNetworks
 	t.EnforceRoutes = gp.tunnel.EnforceRoutes
-	return gp.p.set(gp.name, t, gp.hold, true)
+	t.StrictDNS = gp.tunnel.StrictDNS && strictDNS(s)
+	return t
 }
 
 // End removes the guard, unless it holds: then it stays, with the last
@@ -205,6 +226,9 @@ func (p *protection) end(name string) error {
 	if !g.Hold {
 		delete(p.guards, name)
 	} else {
+		// Strict DNS holds while the session runs only: the tunnel's
+		// DNS servers are out of reach now.
+		g.Tunnel.StrictDNS = false
 		p.log.Warn("leak protection holds after the session ended; stop the configuration to lift it", "name", name, "interface", g.Tunnel.Interface)
 	}
 	if err := p.updateLocked(); err != nil {

@@ -4,11 +4,13 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/netext/netext/firewall"
+	"github.com/netext/netext/netsettings"
 	"github.com/netext/netext/store"
 )
 
@@ -90,5 +92,41 @@ func TestStillHeld(t *testing.T) {
 	}
 	if got := names(stillHeld(f, "boot-2", get, testLogger(t))); len(got) != 0 {
 		t.Errorf("held after a restart of the system: %v, want none", got)
+	}
+}
+
+func TestGuardStrictDNS(t *testing.T) {
+	pfx := netip.MustParsePrefix
+	server := netip.MustParseAddrPort("10.99.0.1:53")
+	ipv4 := func(routes ...string) *netsettings.IPSettings {
+		ip := &netsettings.IPSettings{Addresses: []netip.Prefix{pfx("10.99.0.2/24")}}
+		for _, r := range routes {
+			ip.IncludedRoutes = append(ip.IncludedRoutes, netsettings.Route{Destination: pfx(r)})
+		}
+		return ip
+	}
+	for _, tc := range []struct {
+		name   string
+		strict bool
+		s      *netsettings.Settings
+		want   bool
+	}{
+		{"full tunnel with DNS", true, &netsettings.Settings{IPv4: ipv4("0.0.0.0/0"), DNS: &netsettings.DNS{Servers: []netip.AddrPort{server}}}, true},
+		{"not asked for", false, &netsettings.Settings{IPv4: ipv4("0.0.0.0/0"), DNS: &netsettings.DNS{Servers: []netip.AddrPort{server}}}, false},
+		{"empty match domain", true, &netsettings.Settings{IPv4: ipv4("10.99.0.0/24"), DNS: &netsettings.DNS{Servers: []netip.AddrPort{server}, MatchDomains: []string{""}}}, true},
+		{"match domains only", true, &netsettings.Settings{IPv4: ipv4("10.99.0.0/24"), DNS: &netsettings.DNS{Servers: []netip.AddrPort{server}, MatchDomains: []string{"corp.example"}}}, false},
+		{"no DNS", true, &netsettings.Settings{IPv4: ipv4("0.0.0.0/0")}, false},
+		{"no settings", true, nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			gp := (&protection{}).policy(store.Configuration{Name: "office", StrictDNS: tc.strict}).(*guardPolicy)
+			got := gp.tunnelOf("netext0", tc.s)
+			if got.StrictDNS != tc.want {
+				t.Errorf("StrictDNS = %v, want %v", got.StrictDNS, tc.want)
+			}
+			if tc.want && !slices.Equal(got.DNSServers, []netip.Addr{server.Addr()}) {
+				t.Errorf("DNSServers = %v, want %v", got.DNSServers, server.Addr())
+			}
+		})
 	}
 }

@@ -63,6 +63,11 @@ type Configuration struct {
 	// ignored with IncludeAllNetworks.
 	EnforceRoutes bool `json:"enforceRoutes"`
 
+	// StrictDNS rejects plain DNS and DNS over TLS to any server but the
+	// tunnel's while a session runs and its DNS is the host's default
+	// resolver (the settings' DNS has no match domains).
+	StrictDNS bool `json:"strictDNS,omitempty"`
+
 	// DisconnectOnSleep stops the session when the system sleeps.
 	DisconnectOnSleep bool `json:"disconnectOnSleep"`
 
@@ -287,6 +292,7 @@ func (c Configuration) Equal(o Configuration) bool {
 		c.IncludeAllNetworks == o.IncludeAllNetworks &&
 		c.ExcludeLocalNetworks == o.ExcludeLocalNetworks &&
 		c.EnforceRoutes == o.EnforceRoutes &&
+		c.StrictDNS == o.StrictDNS &&
 		c.DisconnectOnSleep == o.DisconnectOnSleep &&
 		c.RoutingMethod.orDefault() == o.RoutingMethod.orDefault() &&
 		slices.EqualFunc(c.AppRules, o.AppRules, AppRule.equal) &&
