@@ -38,6 +38,13 @@ type SessionStatus struct {
 	ProviderID string `json:"providerID,omitempty"`
 	// Interface is the tunnel device's name while there is one.
 	Interface string `json:"interface,omitempty"`
+	// Blocking is true while the session is disconnected but its leak
+	// protection still holds (a failed start, a provider that crashed, a
+	// restart of netextd): traffic the protection covers stays blocked
+	// until the user stops the configuration. BlockingReason names the
+	// protection: "includeAllNetworks" or "enforceRoutes".
+	Blocking       bool   `json:"blocking,omitempty"`
+	BlockingReason string `json:"blockingReason,omitempty"`
 }
 
 // LastError is why a session last disconnected (Apple's

@@ -201,7 +201,13 @@ func TestGolden(t *testing.T) {
 			start("office")(e)
 			e.be.SetStartError("home", "")
 			e.be.SetStatus(apitype.SessionStatus{Name: "home", Status: apitype.StatusDisconnected, ProviderID: "org.example.wireguard",
-				LastError: &apitype.LastError{Code: "providerExited", Message: "provider exited with status 2", At: localapitest.Epoch}})
+				LastError: &apitype.LastError{Code: "providerExited", Message: "provider exited with status 2", At: localapitest.Epoch},
+				Blocking:  true, BlockingReason: "includeAllNetworks"})
+		}},
+		{name: "status-blocking", args: []string{"status", "home"}, setup: func(e *env) {
+			e.be.SetStatus(apitype.SessionStatus{Name: "home", Status: apitype.StatusDisconnected, ProviderID: "org.example.wireguard",
+				LastError: &apitype.LastError{Code: "providerFailed", Message: "the provider crashed", At: localapitest.Epoch},
+				Blocking:  true, BlockingReason: "includeAllNetworks"})
 		}},
 		{name: "status-one", args: []string{"status", "office"}, setup: start("office")},
 		{name: "status-wireguard", args: []string{"status", "office"}, setup: func(e *env) {

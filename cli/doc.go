@@ -37,7 +37,9 @@
 // reply in the WireGuard provider's shape adds a table of the peers (last
 // handshake, endpoint, bytes received and sent), and --json adds the reply
 // as providerStats. Other replies, and callers who may not send messages,
-// get the status alone.
+// get the status alone. A disconnected session whose leak protection
+// still holds shows "traffic blocked" with the protection and the stop
+// that lifts it.
 //
 // Secrets are read from a file or stdin (--secret-file FILE or -), never
 // from the command line, where other users can see them. Start options

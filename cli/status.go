@@ -54,7 +54,15 @@ var statusCommand = &command{
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", st.Name, st.Status, since, orDash(st.Interface), lastErr)
 		}
-		return tw.Flush()
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		for _, st := range list {
+			if st.Blocking {
+				fmt.Fprintf(e.stdout, "%s: traffic blocked: %s\n", st.Name, blockingText(st))
+			}
+		}
+		return nil
 	},
 }
 
@@ -68,6 +76,9 @@ func (e *env) printStatusDetail(st apitype.SessionStatus) error {
 	}
 	row("interface", orDash(st.Interface))
 	row("provider", orDash(st.ProviderID))
+	if st.Blocking {
+		row("traffic blocked", blockingText(st))
+	}
 	if le := st.LastError; le != nil {
 		code := ""
 		if le.Code != "" {
@@ -78,4 +89,14 @@ func (e *env) printStatusDetail(st apitype.SessionStatus) error {
 		row("last error", "-")
 	}
 	return tw.Flush()
+}
+
+// blockingText says why traffic is blocked while st's session is
+// disconnected, and how to lift it.
+func blockingText(st apitype.SessionStatus) string {
+	why := st.BlockingReason
+	if why == "" {
+		why = "leak protection"
+	}
+	return fmt.Sprintf("%s holds until you run `netext stop %s`", why, st.Name)
 }

@@ -136,6 +136,9 @@ func (b *backend) statusLocked(c *conf) apitype.SessionStatus {
 	st := apitype.SessionStatus{Name: c.name, Status: apitype.StatusDisconnected, ProviderID: c.providerID, LastError: cloneLastError(c.lastErr)}
 	r := c.active()
 	if r == nil || !r.left {
+		if why := b.prot.blocking(c.name); why != "" {
+			st.Blocking, st.BlockingReason = true, why
+		}
 		return st
 	}
 	st.Status = apiState(r.state)

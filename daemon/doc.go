@@ -105,8 +105,11 @@
 // settings, while the session reasserts, when its provider ends or
 // crashes, when the start fails, and while netextd is down, stopped or
 // killed (the table stays in the kernel); the next start of the
-// configuration takes it over. The log says so, with how to lift it. Other
-// guards end with their run.
+// configuration takes it over. The log says so, with how to lift it, and
+// so does the session's status while it is disconnected
+// (apitype.SessionStatus.Blocking, with the protection that holds as
+// BlockingReason; netext status prints it). Other guards end with their
+// run.
 //
 // The guards that hold are recorded in Config.StateDir/protection.json. At
 // start, and in netextd --cleanup, a recorded guard is dropped when its

@@ -258,6 +258,25 @@ func (p *protection) release(name string) {
 	}
 }
 
+// blocking returns the protection that holds for name while no run of
+// it goes ("includeAllNetworks" or "enforceRoutes"), or "".
+func (p *protection) blocking(name string) string {
+	if p == nil {
+		return ""
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	g := p.guards[name]
+	switch {
+	case g == nil || !g.Hold || g.running:
+		return ""
+	case g.Tunnel.IncludeAllNetworks:
+		return "includeAllNetworks"
+	default:
+		return "enforceRoutes"
+	}
+}
+
 // heldInterfaces returns the tunnel interfaces named by the guards of
 // configurations other than name that hold without a run: a new run must
 // not take their names, which would merge two guards into one entry.

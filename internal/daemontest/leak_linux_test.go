@@ -167,7 +167,12 @@ func TestLeaks(t *testing.T) {
 	// The provider crashes: the session is disconnected, not stopped by
 	// the user, so protection holds; a new start carries traffic again.
 	killProviders(t)
-	e.waitStatus("killswitch", apitype.StatusDisconnected)
+	if st := e.waitStatus("killswitch", apitype.StatusDisconnected); !st.Blocking || st.BlockingReason != "includeAllNetworks" {
+		t.Errorf("status after the provider crashed: %+v, want blocking by includeAllNetworks", st)
+	}
+	if out := e.mustNetext(cliOpts{}, "status", "killswitch"); !strings.Contains(out, "traffic blocked:") || !strings.Contains(out, "includeAllNetworks holds until you run `netext stop killswitch`") {
+		t.Errorf("netext status killswitch after the provider crashed:\n%s\nwant the blocked traffic", out)
+	}
 	l.check(t, "provider killed (SIGKILL)", pub4, "", all(rejected), false)
 	l.check(t, "provider killed (SIGKILL)", pub6, "", all(rejected), false)
 	start("killswitch")
@@ -182,8 +187,8 @@ func TestLeaks(t *testing.T) {
 	e.startDaemon()
 	l.check(t, "netextd restarted", pub4, "", all(rejected), false)
 	l.check(t, "netextd restarted", pub6, "", all(rejected), false)
-	if st := e.waitStatus("killswitch", apitype.StatusDisconnected); st.LastError == nil || !strings.Contains(st.LastError.Message, "stopped unexpectedly") {
-		t.Errorf("status after the restart: %+v, want the crash as last error", st)
+	if st := e.waitStatus("killswitch", apitype.StatusDisconnected); st.LastError == nil || !strings.Contains(st.LastError.Message, "stopped unexpectedly") || !st.Blocking {
+		t.Errorf("status after the restart: %+v, want the crash as last error, blocking", st)
 	}
 	if _, err := os.Stat(e.stateDir + "/protection.json"); err != nil {
 		t.Errorf("leak protection record after the restart: %v", err)
@@ -192,6 +197,9 @@ func TestLeaks(t *testing.T) {
 	// The user's stop lifts protection: traffic flows outside again and
 	// the namespace is as before.
 	e.mustNetext(cliOpts{}, "stop", "killswitch")
+	if st := e.waitStatus("killswitch", apitype.StatusDisconnected); st.Blocking {
+		t.Errorf("status after the user's stop: %+v, want no blocking", st)
+	}
 	l.check(t, "user stop", pub4, "", all(answered), true)
 	l.snapshot(t, "after the user's stop", before)
 	if _, err := os.Stat(e.stateDir + "/protection.json"); !os.IsNotExist(err) {
