@@ -460,7 +460,7 @@ func TestDirectBindMount(t *testing.T) {
 		t.Cleanup(func() { os.Remove("/etc/netns") })
 	}
 	etc := filepath.Join("/etc/netns", ns.Name)
-	if err := os.Mkdir(etc, 0o755); err != nil {
+	if err := os.MkdirAll(etc, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(etc) })

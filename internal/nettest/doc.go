@@ -4,7 +4,10 @@
 // reachability checks and text snapshots of a namespace's network state.
 //
 // Every namespace, link and process a helper creates is removed in
-// t.Cleanup, also when the test fails. Nothing here touches the host's own
+// t.Cleanup, also when the test fails. Each namespace gets its own copy of
+// the host's resolv.conf in /etc/netns/<name>/, which `ip netns exec` (and
+// so NS.Command) mounts over /etc/resolv.conf, so that a daemon under test
+// that rewrites resolv.conf can never reach the host's file. Nothing here touches the host's own
 // interfaces, routes, rules or files: all state lives in namespaces the test
 // created.
 //

@@ -86,6 +86,9 @@ func NewNS(t testing.TB) *NS {
 			t.Errorf("removing network namespace %s: %v", name, err)
 		}
 	})
+	if err := ns.ownResolvConf(); err != nil {
+		t.Fatalf("giving %s a resolv.conf of its own: %v", name, err)
+	}
 	nl := ns.Netlink(t)
 	lo, err := nl.LinkByName("lo")
 	if err != nil {
@@ -127,9 +130,33 @@ func newNamedNS(name string) (netns.NsHandle, error) {
 	return h, nil
 }
 
+// ownResolvConf gives the namespace a copy of the host's /etc/resolv.conf
+// in /etc/netns/<Name>/, which `ip netns exec` (and so [NS.Command])
+// mounts over /etc/resolv.conf. Whatever a process started in the
+// namespace does to its resolv.conf then never reaches the host's file.
+// Tests may replace the copy with a file of their own.
+func (ns *NS) ownResolvConf() error {
+	data, err := os.ReadFile("/etc/resolv.conf")
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if err := os.MkdirAll(ns.etcDir(), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(ns.etcDir(), "resolv.conf"), data, 0o644)
+}
+
+// etcDir is the namespace's folder of files that `ip netns exec` mounts
+// over /etc.
+func (ns *NS) etcDir() string { return filepath.Join("/etc/netns", ns.Name) }
+
 func (ns *NS) remove() error {
 	var errs []error
 	ns.killAll()
+	if err := os.RemoveAll(ns.etcDir()); err != nil {
+		errs = append(errs, err)
+	}
+	_ = os.Remove("/etc/netns") // only when no other namespace has files there
 	ns.mu.Lock()
 	if ns.nl != nil {
 		ns.nl.Close()
