@@ -35,17 +35,14 @@ var sweepOnce sync.Once
 // exist left behind (a test binary killed by a timeout cannot run its
 // cleanups). Namespace names carry the creating process's pid.
 func sweepStale(t testing.TB) {
-	entries, err := os.ReadDir("/run/netns")
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		var pid, n int
-		if _, err := fmt.Sscanf(e.Name(), "netext-%d-%d", &pid, &n); err != nil || pid == os.Getpid() {
-			continue
+	for _, e := range readDirs("/etc/netns") {
+		if staleName(e.Name()) {
+			_ = os.RemoveAll(filepath.Join("/etc/netns", e.Name()))
 		}
-		if err := unix.Kill(pid, 0); !errors.Is(err, unix.ESRCH) {
-			continue // still running, or not ours to judge
+	}
+	for _, e := range readDirs("/run/netns") {
+		if !staleName(e.Name()) {
+			continue
 		}
 		stale := &NS{Name: e.Name(), handle: netns.None()}
 		if h, err := netns.GetFromPath(stale.Path()); err == nil {
@@ -213,6 +210,21 @@ func pidsInNetNS(ino uint64) []int {
 		}
 	}
 	return pids
+}
+
+// staleName reports whether name is a test namespace's name whose creating
+// process no longer exists.
+func staleName(name string) bool {
+	var pid, n int
+	if _, err := fmt.Sscanf(name, "netext-%d-%d", &pid, &n); err != nil || pid == os.Getpid() {
+		return false
+	}
+	return errors.Is(unix.Kill(pid, 0), unix.ESRCH)
+}
+
+func readDirs(dir string) []os.DirEntry {
+	entries, _ := os.ReadDir(dir)
+	return entries
 }
 
 // Path returns the namespace's bind-mount path, /run/netns/<Name>.
