@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/netext/netext/internal/dnsname"
 	"github.com/netext/netext/netsettings"
 )
 
@@ -253,36 +254,9 @@ func serverProblem(a netip.Addr) string {
 	return ""
 }
 
-// domainProblem says why name is not a domain name, or "".
-func domainProblem(name string) string {
-	n := strings.TrimSuffix(name, ".")
-	switch {
-	case n == "":
-		return "empty domain"
-	case len(n) > 253:
-		return "longer than 253 characters"
-	}
-	for label := range strings.SplitSeq(n, ".") {
-		switch {
-		case label == "":
-			return "empty label (two dots in a row, or a leading dot)"
-		case len(label) > 63:
-			return "label longer than 63 characters"
-		case label[0] == '-' || label[len(label)-1] == '-':
-			return "label starts or ends with a hyphen"
-		}
-		for _, c := range label {
-			switch {
-			case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_':
-			case c >= 0x80:
-				return "non-ASCII characters (write internationalized names in their xn-- form)"
-			default:
-				return "invalid character " + strconv.QuoteRune(c)
-			}
-		}
-	}
-	return ""
-}
+// domainProblem says why name is not a domain name, or "": the settings
+// model's rule, so that what netsettings accepts the backends accept too.
+func domainProblem(name string) string { return dnsname.Problem(name) }
 
 // hostProblem is domainProblem without underscores.
 func hostProblem(name string) string {

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/netext/netext/internal/problem"
+
+	"github.com/netext/netext/internal/dnsname"
 )
 
 // Validate checks that s makes sense and can be applied. It reports every
@@ -323,45 +325,9 @@ func (v *problems) domains(path string, list []string, emptyOK bool) {
 	}
 }
 
-// domainProblem returns what is wrong with the domain name s, or "".
-// Labels are letters, digits, hyphens and underscores (as in service names);
-// a final dot is allowed.
-func domainProblem(s string) string {
-	name := strings.TrimSuffix(s, ".")
-	switch {
-	case name == "":
-		return "empty domain"
-	case len(name) > 253:
-		return "longer than 253 characters"
-	}
-	for label := range strings.SplitSeq(name, ".") {
-		if msg := labelProblem(label); msg != "" {
-			return msg
-		}
-	}
-	return ""
-}
-
-func labelProblem(label string) string {
-	switch {
-	case label == "":
-		return "empty label (two dots in a row, or a leading dot)"
-	case len(label) > 63:
-		return "label " + strconv.Quote(label) + " is longer than 63 characters"
-	case label[0] == '-' || label[len(label)-1] == '-':
-		return "label " + strconv.Quote(label) + " starts or ends with a hyphen"
-	}
-	for _, c := range label {
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_':
-		case c >= 0x80:
-			return "non-ASCII characters (write internationalized names in their xn-- form)"
-		default:
-			return "invalid character " + strconv.QuoteRune(c)
-		}
-	}
-	return ""
-}
+// domainProblem returns what is wrong with the domain name s, or "" (see
+// [dnsname.Problem]).
+func domainProblem(s string) string { return dnsname.Problem(s) }
 
 // hostNameProblem is domainProblem without underscores, which host names
 // cannot contain.

@@ -16,6 +16,7 @@ func TestDeps(t *testing.T) {
 		module + "provider",
 		module + "netsettings",
 		module + "internal/problem", // the settings model's problem reports
+		module + "internal/dnsname", // the settings model's domain name rule
 		module + "tun",
 		module + "internal/providerproto",
 		"golang.org/x/sys/",
