@@ -7,9 +7,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/netext/netext/internal/problem"
-
 	"github.com/netext/netext/internal/dnsname"
+	"github.com/netext/netext/internal/problem"
 )
 
 // Validate checks that s makes sense and can be applied. It reports every
