@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/netext/netext/internal/atomicfile"
 	"golang.org/x/sys/unix"
 )
 
@@ -300,38 +301,11 @@ func writeResolvConf(path string, data []byte, mode fs.FileMode, uid, gid int, i
 	return true, err
 }
 
-func replaceFile(path string, data []byte, mode fs.FileMode, uid, gid int) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".netext-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err := f.Chmod(mode); err != nil {
-		return err
-	}
-	if err := f.Chown(uid, gid); err != nil && !errors.Is(err, syscall.EPERM) {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	syncDir(dir)
-	return nil
+func replaceFile(path string, data []byte, mode fs.FileMode, uid, gid int) error {
+	return atomicfile.WriteData(path, atomicfile.Options{
+		Pattern: "." + filepath.Base(path) + ".netext-*",
+		Mode:    mode, Chown: true, UID: uid, GID: gid,
+	}, data)
 }
 
 // restore puts the original resolv.conf back: its bytes, mode and owner, or
@@ -358,7 +332,7 @@ func restore(path string, b *backupInfo, data []byte, inPlace bool) error {
 			os.Remove(tmp)
 			return err
 		}
-		syncDir(filepath.Dir(path))
+		_ = atomicfile.SyncDir(filepath.Dir(path))
 		return nil
 	}
 	_, err := writeResolvConf(path, data, b.Mode, b.UID, b.GID, inPlace || isMountPoint(path))

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/netext/netext/internal/atomicfile"
 )
 
 const (
@@ -116,42 +118,7 @@ func readJournal(dir string) (*journal, error) {
 	return &j, nil
 }
 
-// writeFileAtomic replaces path with data: temp file in the same directory,
-// fsync, rename, and an fsync of the directory.
-func writeFileAtomic(path string, data []byte, mode fs.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".netext-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err := f.Chmod(mode); err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	syncDir(dir)
-	return nil
-}
-
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
+// writeFileAtomic replaces path with data (see package atomicfile).
+func writeFileAtomic(path string, data []byte, mode fs.FileMode) error {
+	return atomicfile.WriteData(path, atomicfile.Options{Pattern: "." + filepath.Base(path) + ".netext-*", Mode: mode}, data)
 }

@@ -1,16 +1,18 @@
 package netcfg
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/netext/netext/internal/atomicfile"
 )
 
 const journalVersion = 1
@@ -102,49 +104,9 @@ func (j *journal) ruleKeys() ([]ruleKey, error) {
 	return out, nil
 }
 
-// writeFileAtomic replaces path with data: temp file, fsync, rename, and an
-// fsync of the directory. The file's mode is 0600.
-func writeFileAtomic(path string, write func(*bufio.Writer) error) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".netcfg-*.tmp")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err := f.Chmod(0o600); err != nil {
-		return err
-	}
-	w := bufio.NewWriterSize(f, 64<<10)
-	if err := write(w); err != nil {
-		return err
-	}
-	if err := w.Flush(); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
-}
-
 func writeJournal(path string, j *journal) error {
 	j.Version = journalVersion
-	err := writeFileAtomic(path, func(w *bufio.Writer) error {
+	err := atomicfile.Write(path, atomicfile.Options{Pattern: ".netcfg-*.tmp", Mode: 0o600}, func(w io.Writer) error {
 		return json.NewEncoder(w).Encode(j)
 	})
 	if err != nil {

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/netext/netext/internal/atomicfile"
 )
 
 // readChecked reads the regular file at path, refusing symbolic links,
@@ -100,34 +102,8 @@ func prepareDir(dir string, uid int) (note string, err error) {
 // dir (mode 0600), syncs it, renames it over dir/name and syncs dir. A crash
 // leaves either the old or the new file, plus at worst a temporary file
 // whose name starts with tempPrefix.
-func writeAtomic(dir, name string, data []byte) (err error) {
-	f, err := os.CreateTemp(dir, tempPrefix+name+"-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(0o600); err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		return err
-	}
-	return syncDir(dir)
+func writeAtomic(dir, name string, data []byte) error {
+	return atomicfile.WriteData(filepath.Join(dir, name), atomicfile.Options{Pattern: tempPrefix + name + "-*", Mode: 0o600}, data)
 }
 
 // removeSynced removes dir/name, then syncs dir. A missing file is not an
@@ -142,14 +118,7 @@ func removeSynced(dir, name string) error {
 	return syncDir(dir)
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
+func syncDir(dir string) error { return atomicfile.SyncDir(dir) }
 
 // lockDir takes an exclusive lock on dir/.lock, so that one process at a
 // time owns the directory. Closing the returned file releases the lock.
