@@ -23,7 +23,8 @@
 #
 # Environment: REPS (rounds, 3), DURATION (seconds per iperf3 run, 10), OMIT
 # (seconds discarded first, 1), STREAMS ("1 4"), DIRS ("fwd rev"),
-# PING_COUNT (200), PING_INTERVAL (0.01 s), OUT_DIR (keep the raw results
+# PING_COUNT (500 per path), PING_INTERVAL (0.01 s between any two
+# requests), OUT_DIR (keep the raw results
 # there instead of in the work directory, which is removed).
 
 REPS=${REPS:-3}
@@ -31,7 +32,7 @@ DURATION=${DURATION:-10}
 OMIT=${OMIT:-1}
 STREAMS=${STREAMS:-"1 4"}
 DIRS=${DIRS:-"fwd rev"}
-PING_COUNT=${PING_COUNT:-200}
+PING_COUNT=${PING_COUNT:-500}
 PING_INTERVAL=${PING_INTERVAL:-0.01}
 
 bench_pids=()
@@ -204,15 +205,25 @@ bench_throughput() {
 	done
 }
 
-# bench_ping PHASE measures ping latency over every path.
+# bench_ping PHASE measures ping latency over every path: one pinglat
+# run sends PING_COUNT requests to every path, to the paths in turn, one
+# request every PING_INTERVAL, so that the machine's other work hits every
+# path alike.
 bench_ping() {
-	local phase=$1 id
+	local phase=$1 id addrs=() i=0 line
 	[ -x "$bench_bin/pinglat" ] || bench_build ./bench/cmd/pinglat
 	for id in "${bench_ids[@]}"; do
-		ip netns exec "$bench_c" "$bench_bin/pinglat" -count "$PING_COUNT" -interval "${PING_INTERVAL}s" \
-			"${bench_addr[$id]}" >"$bench_out/ping/$id.$phase.json"
-		bench_log "ping $id $phase: $(cat "$bench_out/ping/$id.$phase.json")"
+		addrs+=("${bench_addr[$id]}")
 	done
+	ip netns exec "$bench_c" "$bench_bin/pinglat" -count "$PING_COUNT" -interval "${PING_INTERVAL}s" \
+		"${addrs[@]}" >"$bench_work/ping.$phase.json"
+	while IFS= read -r line; do
+		id=${bench_ids[$i]}
+		echo "$line" >"$bench_out/ping/$id.$phase.json"
+		bench_log "ping $id $phase: $line"
+		i=$((i + 1))
+	done <"$bench_work/ping.$phase.json"
+	[ "$i" = "${#bench_ids[@]}" ] || bench_die "pinglat answered for $i of ${#bench_ids[@]} paths"
 }
 
 # bench_rss ID NAME PID records the peak RSS of process PID.

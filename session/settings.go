@@ -281,7 +281,10 @@ func (w *settingsWorker) set(cfg *netcfg.Config, s *netsettings.Settings) (*prov
 			Name:            r.cfg.DeviceName,
 			Kind:            r.cfg.Provider.Kind,
 			DisableOffloads: r.cfg.DisableOffloads || hello == nil || !hello.VnetHdr,
-			Logger:          r.log,
+			// The provider moves the packets; the session only keeps
+			// the interface, out of its poller.
+			HandOver: true,
+			Logger:   r.log,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("creating the tunnel device: %w", err)

@@ -23,7 +23,11 @@
 // kind, the virtio-net header and the offloads are read from the descriptor
 // itself. The interface disappears only when both processes have closed
 // their copies, so a creator that wants the interface to die with the
-// receiver closes its own copy after the hand-over.
+// receiver closes its own copy after the hand-over. A creator that keeps
+// its copy but never moves packets itself opens the device with
+// [Options.HandOver]: its descriptor then stays out of the Go runtime's
+// poller, which would otherwise wake the creator for every packet the
+// kernel queues on the device.
 //
 // # Events
 //

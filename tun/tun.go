@@ -152,6 +152,16 @@ type Options struct {
 	// devices never have offloads.
 	DisableOffloads bool
 
+	// HandOver opens the device only to hand it to another process (see
+	// [Device.File]), which moves the packets: this process keeps the
+	// interface alive, and can name it, size it and close it, but cannot
+	// Read or Write. Its descriptor stays out of the Go runtime's poller,
+	// so traffic through the interface never wakes this process. (A
+	// descriptor in the poller is woken for every packet the kernel queues
+	// on the device, whoever reads it.) The receiver puts the shared
+	// descriptor into non-blocking mode for its own poller.
+	HandOver bool
+
 	// Logger receives the offload probe results at debug level and
 	// fallbacks at warning level. Nil discards them.
 	Logger *slog.Logger

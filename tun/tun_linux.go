@@ -40,7 +40,7 @@ func Create(opts Options) (Device, error) {
 	if err != nil {
 		return nil, err
 	}
-	dev, err := newDevice(fd)
+	dev, err := newDevice(fd, opts.HandOver)
 	if vnetHdr && errors.Is(err, errNoTCPOffload) {
 		// The first device is gone with its descriptor, so its name is
 		// free again.
@@ -48,7 +48,7 @@ func Create(opts Options) (Device, error) {
 		if fd, err = create(opts.Name, opts.Kind, false); err != nil {
 			return nil, err
 		}
-		dev, err = newDevice(fd)
+		dev, err = newDevice(fd, opts.HandOver)
 	}
 	if err != nil {
 		return nil, err
@@ -81,7 +81,7 @@ func FromFile(f *os.File) (Device, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tun: FromFile: duplicating descriptor: %w", err)
 	}
-	return newDevice(fd)
+	return newDevice(fd, false)
 }
 
 // FromFD is like [FromFile] for a raw descriptor, and takes ownership of fd:
@@ -90,7 +90,7 @@ func FromFD(fd int) (Device, error) {
 	if fd < 0 {
 		return nil, fmt.Errorf("tun: FromFD: invalid descriptor %d", fd)
 	}
-	return newDevice(fd)
+	return newDevice(fd, false)
 }
 
 // create opens the clone device and attaches a new interface to it.
@@ -134,8 +134,10 @@ func create(name string, kind Kind, vnetHdr bool) (int, error) {
 }
 
 // newDevice wraps fd, which must be attached to an interface. It owns fd:
-// on failure fd is closed.
-func newDevice(fd int) (Device, error) {
+// on failure fd is closed. A device for hand-over (Options.HandOver) gets
+// no data path: fd stays in blocking mode, so that os.NewFile leaves it
+// out of the runtime's poller.
+func newDevice(fd int, handOver bool) (Device, error) {
 	ifr, err := unix.NewIfreq("")
 	if err != nil {
 		unix.Close(fd)
@@ -176,7 +178,12 @@ func newDevice(fd int) (Device, error) {
 			d.offloads |= OffloadUDP
 		}
 	}
-	if err := unix.SetNonblock(fd, true); err != nil {
+	if handOver {
+		if err := unix.SetNonblock(fd, false); err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("tun: device %q: %w", name, err)
+		}
+	} else if err := unix.SetNonblock(fd, true); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("tun: device %q: %w", name, err)
 	}
@@ -186,6 +193,11 @@ func newDevice(fd int) (Device, error) {
 	if err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("tun: device %q: opening socket for MTU lookups: %w", name, err)
+	}
+	if handOver {
+		d.file = os.NewFile(uintptr(fd), cloneDevicePath)
+		d.events = make(chan wgtun.Event)
+		return d, nil
 	}
 	// From here on fd belongs to an os.File inside wireguard-go, whose
 	// finalizer closes it if the call fails; closing it here as well could
@@ -203,24 +215,52 @@ func newDevice(fd int) (Device, error) {
 // is wireguard-go's; linuxDevice checks arguments so that bad input returns
 // an error instead of panicking.
 type linuxDevice struct {
-	dev      wgtun.Device
-	kind     Kind     // constant
-	offloads Offloads // constant
+	dev      wgtun.Device // the data path; nil for a device to hand over
+	kind     Kind         // constant
+	offloads Offloads     // constant
 
-	mu     sync.Mutex // guards ifSock
+	// A device to hand over has no data path, only its descriptor (in
+	// blocking mode, outside the poller) and an event channel that Close
+	// closes.
+	file   *os.File
+	events chan wgtun.Event
+
+	mu     sync.Mutex // guards ifSock and closed
 	ifSock int        // socket in the interface's network namespace; -1 once closed
+	closed bool
 }
 
-func (d *linuxDevice) File() *os.File             { return d.dev.File() }
-func (d *linuxDevice) Events() <-chan wgtun.Event { return d.dev.Events() }
-func (d *linuxDevice) BatchSize() int             { return d.dev.BatchSize() }
-func (d *linuxDevice) Kind() Kind                 { return d.kind }
-func (d *linuxDevice) Offloads() Offloads         { return d.offloads }
+// errHandOver is what Read and Write return on a device to hand over.
+var errHandOver = errors.New("the device was opened to be handed over (Options.HandOver): another process moves its packets")
+
+func (d *linuxDevice) File() *os.File {
+	if d.dev == nil {
+		return d.file
+	}
+	return d.dev.File()
+}
+
+func (d *linuxDevice) Events() <-chan wgtun.Event {
+	if d.dev == nil {
+		return d.events
+	}
+	return d.dev.Events()
+}
+
+func (d *linuxDevice) BatchSize() int {
+	if d.dev == nil {
+		return 1
+	}
+	return d.dev.BatchSize()
+}
+
+func (d *linuxDevice) Kind() Kind         { return d.kind }
+func (d *linuxDevice) Offloads() Offloads { return d.offloads }
 
 // Name implements Device.Name. Unlike wireguard-go, it asks the kernel on
 // every call, so a renamed interface reports its new name.
 func (d *linuxDevice) Name() (string, error) {
-	sc, err := d.dev.File().SyscallConn()
+	sc, err := d.File().SyscallConn()
 	if err != nil {
 		return "", fmt.Errorf("tun: getting name: %w", err)
 	}
@@ -272,8 +312,17 @@ func (d *linuxDevice) Close() error {
 		unix.Close(d.ifSock)
 		d.ifSock = -1
 	}
+	first := !d.closed
+	d.closed = true
 	d.mu.Unlock()
-	return d.dev.Close()
+	if d.dev != nil {
+		return d.dev.Close()
+	}
+	if !first {
+		return nil
+	}
+	close(d.events)
+	return d.file.Close()
 }
 
 // vnetHdr reports whether every packet on the descriptor carries a
@@ -284,6 +333,9 @@ func (d *linuxDevice) vnetHdr() bool { return d.offloads != 0 }
 func (d *linuxDevice) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	if err := checkReadArgs(bufs, sizes, offset); err != nil {
 		return 0, err
+	}
+	if d.dev == nil {
+		return 0, fmt.Errorf("tun: Read: %w", errHandOver)
 	}
 	return d.dev.Read(bufs, sizes, offset)
 }
@@ -304,6 +356,9 @@ func (d *linuxDevice) Write(bufs [][]byte, offset int) (int, error) {
 	}
 	if len(bufs) == 0 {
 		return 0, nil
+	}
+	if d.dev == nil {
+		return 0, fmt.Errorf("tun: Write: %w", errHandOver)
 	}
 	if _, err := d.dev.Write(bufs, offset); err != nil {
 		return 0, err

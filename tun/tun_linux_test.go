@@ -761,7 +761,7 @@ func TestTAP(t *testing.T) {
 // echo requests it reads with replies it writes.
 func TestHandOverToUnprivilegedProcess(t *testing.T) {
 	ns := nettest.NewNS(t)
-	dev := createIn(t, ns, tun.Options{})
+	dev := createIn(t, ns, tun.Options{HandOver: true})
 	configure(t, ns, dev, "10.5.0.1/24", "fd05::1/64")
 	name := devName(t, dev)
 	bin, err := testproc.CopySelf(testproc.Dir(t), "tun.test")
@@ -815,6 +815,121 @@ func TestHandOverToUnprivilegedProcess(t *testing.T) {
 		t.Errorf("child output lacks %q", want)
 	}
 	waitGone(t, ns, name)
+}
+
+// TestHandOverDevice checks a device opened with Options.HandOver: it names
+// and sizes its interface and keeps it alive, cannot move packets, and its
+// descriptor is not in the Go runtime's poller (a device opened for
+// reading is), while a copy made from it moves packets as usual.
+func TestHandOverDevice(t *testing.T) {
+	for _, opts := range []tun.Options{{HandOver: true}, {HandOver: true, DisableOffloads: true}, {HandOver: true, Kind: tun.KindTAP}} {
+		ns := nettest.NewNS(t)
+		dev := createIn(t, ns, opts)
+		plain := createIn(t, ns, tun.Options{Kind: opts.Kind, DisableOffloads: opts.DisableOffloads})
+		polled := polledFDs(t)
+		if fd := fdOf(t, dev.File()); polled[fd] {
+			t.Errorf("%v: the hand-over device's descriptor %d is in the poller", opts, fd)
+		}
+		if fd := fdOf(t, plain.File()); !polled[fd] {
+			t.Errorf("%v: a readable device's descriptor %d is not in the poller (the check sees nothing)", opts, fd)
+		}
+		if want := plain.Offloads(); dev.Offloads() != want || dev.Kind() != plain.Kind() {
+			t.Errorf("%v: kind %v offloads %v, want %v %v", opts, dev.Kind(), dev.Offloads(), plain.Kind(), want)
+		}
+		if mtu, err := dev.MTU(); err != nil || mtu != 1500 {
+			t.Errorf("%v: MTU = %d, %v", opts, mtu, err)
+		}
+		bufs, sizes := makeBufs(1)
+		if _, err := dev.Read(bufs, sizes, readOffset); err == nil || !strings.Contains(err.Error(), "handed over") {
+			t.Errorf("%v: Read: %v, want an error about the hand-over", opts, err)
+		}
+		if _, err := dev.Write([][]byte{withOffset([]byte{0x45})}, readOffset); err == nil || !strings.Contains(err.Error(), "handed over") {
+			t.Errorf("%v: Write: %v, want an error about the hand-over", opts, err)
+		}
+
+		var dup tun.Device
+		if err := ns.Do(func() (err error) { dup, err = tun.FromFile(dev.File()); return err }); err != nil {
+			t.Fatalf("%v: FromFile: %v", opts, err)
+		}
+		name := devName(t, dev)
+		if got, want := fmt.Sprintf("%s %v %v", devName(t, dup), dup.Kind(), dup.Offloads()), fmt.Sprintf("%s %v %v", name, dev.Kind(), dev.Offloads()); got != want {
+			t.Errorf("FromFile device = %q, want %q", got, want)
+		}
+		if opts.Kind != tun.KindTAP {
+			configure(t, ns, dev, "10.6.0.1/24")
+			packets := startReader(t, dup)
+			if err := ns.Do(func() error {
+				c, err := net.Dial("udp", "10.6.0.2:9")
+				if err != nil {
+					return err
+				}
+				defer c.Close()
+				_, err = c.Write([]byte("hand-over"))
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			collect(t, packets, 1, func(p tuntest.Packet) bool { return p.Proto == 17 && p.Dst.Port() == 9 })
+		}
+		if err := dev.Close(); err != nil {
+			t.Errorf("%v: Close: %v", opts, err)
+		}
+		if err := dev.Close(); err != nil {
+			t.Errorf("%v: second Close: %v", opts, err)
+		}
+		if _, ok := <-dev.Events(); ok {
+			t.Errorf("%v: Events delivered an event, want a closed channel", opts)
+		}
+		if _, err := ns.Netlink(t).LinkByName(name); err != nil {
+			t.Errorf("%v: interface gone while the copy is open: %v", opts, err)
+		}
+		dup.Close()
+		plain.Close()
+		waitGone(t, ns, name)
+	}
+}
+
+// polledFDs returns the descriptors registered with this process's epoll
+// instances (the Go runtime's poller among them), from /proc/self/fdinfo.
+func polledFDs(t testing.TB) map[int]bool {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fds := map[int]bool{}
+	for _, e := range entries {
+		if target, err := os.Readlink("/proc/self/fd/" + e.Name()); err != nil || target != "anon_inode:[eventpoll]" {
+			continue
+		}
+		info, err := os.ReadFile("/proc/self/fdinfo/" + e.Name())
+		if err != nil {
+			continue // closed meanwhile
+		}
+		for line := range strings.Lines(string(info)) {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "tfd:" {
+				var fd int
+				if _, err := fmt.Sscan(f[1], &fd); err == nil {
+					fds[fd] = true
+				}
+			}
+		}
+	}
+	return fds
+}
+
+// fdOf returns f's descriptor number without changing its blocking mode.
+func fdOf(t testing.TB, f *os.File) int {
+	t.Helper()
+	sc, err := f.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd := -1
+	if err := sc.Control(func(raw uintptr) { fd = int(raw) }); err != nil {
+		t.Fatal(err)
+	}
+	return fd
 }
 
 // runChild is the child side of TestHandOverToUnprivilegedProcess. It

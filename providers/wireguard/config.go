@@ -39,6 +39,8 @@ const Overhead = 80
 //	  "mtu": 1420,
 //	  "listenPort": 51820,
 //	  "handshakeTimeout": 15,
+//	  "inFlight": 128,
+//	  "batchSize": 32,
 //	  "peers": [{
 //	    "publicKey": "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=",
 //	    "allowedIPs": ["0.0.0.0/0", "::/0"],
@@ -76,6 +78,15 @@ type ProviderConfig struct {
 	// means DefaultHandshakeTimeout. The daemon's start deadline may end
 	// the wait earlier.
 	HandshakeTimeout time.Duration
+	// InFlight bounds the packets in flight inside wireguard-go, per
+	// direction (see Memory in the package documentation): zero means
+	// DefaultInFlight, -1 no bound (wireguard-go's own behaviour, which
+	// grows to hundreds of megabytes at full speed).
+	InFlight int
+	// BatchSize is the number of datagrams the provider's sockets move per
+	// system call ([BindOptions.BatchSize]); zero means
+	// DefaultBindBatchSize.
+	BatchSize int
 	// Peers are the WireGuard peers. At least one is required.
 	Peers []PeerConfig
 }
@@ -133,13 +144,15 @@ func DecodeProviderConfig(m map[string]any) (*ProviderConfig, error) {
 		MTU              int               `json:"mtu"`
 		ListenPort       int               `json:"listenPort"`
 		HandshakeTimeout int               `json:"handshakeTimeout"`
+		InFlight         int               `json:"inFlight"`
+		BatchSize        int               `json:"batchSize"`
 		Peers            []json.RawMessage `json:"peers"`
 	}
 	if err := strictDecode(data, &raw); err != nil {
 		return nil, fieldError(top, err)
 	}
 	var ps problems
-	c := &ProviderConfig{MTU: raw.MTU, ListenPort: raw.ListenPort}
+	c := &ProviderConfig{MTU: raw.MTU, ListenPort: raw.ListenPort, InFlight: raw.InFlight, BatchSize: raw.BatchSize}
 	for i, a := range raw.Addresses {
 		p, err := netip.ParsePrefix(a)
 		if err != nil || p.Addr().Zone() != "" || p.Addr().Is4In6() {
@@ -182,6 +195,12 @@ func DecodeProviderConfig(m map[string]any) (*ProviderConfig, error) {
 		c.HandshakeTimeout = DefaultHandshakeTimeout
 	default:
 		c.HandshakeTimeout = time.Duration(raw.HandshakeTimeout) * time.Second
+	}
+	if c.InFlight < -1 || c.InFlight > MaxInFlight {
+		ps.add(top+".inFlight", "%d is not within 1 to %d packets (0 for the default, %d; -1 for no bound)", c.InFlight, MaxInFlight, DefaultInFlight)
+	}
+	if c.BatchSize < 0 || c.BatchSize > MaxBindBatchSize {
+		ps.add(top+".batchSize", "%d is not within 1 to %d datagrams (0 for the default, %d)", c.BatchSize, MaxBindBatchSize, DefaultBindBatchSize)
 	}
 	if len(raw.Peers) == 0 {
 		ps.add(top+".peers", "at least one peer is required")

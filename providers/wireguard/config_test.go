@@ -37,7 +37,7 @@ const pubA = "BXS/lslmSH2astUHkPvX9GSPnyroqShEzZtmSXW22Fg="
 func TestDecodeProviderConfig(t *testing.T) {
 	c, err := DecodeProviderConfig(jsonMap(t, `{
 		"addresses": ["10.0.0.2/32", "fd00::2/128"], "dns": ["10.0.0.1", "::ffff:10.0.0.9"], "searchDomains": ["corp.example"],
-		"mtu": 1400, "listenPort": 51820, "handshakeTimeout": 5,
+		"mtu": 1400, "listenPort": 51820, "handshakeTimeout": 5, "inFlight": 512, "batchSize": 16,
 		"peers": [{"publicKey": "`+pubA+`", "allowedIPs": ["0.0.0.0/0", "::/0", "10.1.2.3/16"],
 		           "endpoint": "[2001:db8::1]:51820", "persistentKeepalive": 25}]}`))
 	if err != nil {
@@ -51,6 +51,8 @@ func TestDecodeProviderConfig(t *testing.T) {
 		MTU:              1400,
 		ListenPort:       51820,
 		HandshakeTimeout: 5 * time.Second,
+		InFlight:         512,
+		BatchSize:        16,
 		Peers: []PeerConfig{{
 			PublicKey:           k,
 			AllowedIPs:          []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0"), netip.MustParsePrefix("10.1.0.0/16")},
@@ -88,6 +90,11 @@ func TestDecodeProviderConfigErrors(t *testing.T) {
 		{"mtu", `{"addresses": ["10.0.0.2/32"], "mtu": 100, "peers": [` + peer + `]}`, "wireguard: providerConfiguration.mtu: 100 is not within 576 to 65535"},
 		{"listen port", `{"addresses": ["10.0.0.2/32"], "listenPort": 65536, "peers": [` + peer + `]}`, "wireguard: providerConfiguration.listenPort: 65536 is not a port number (0 to 65535)"},
 		{"handshake timeout", `{"addresses": ["10.0.0.2/32"], "handshakeTimeout": -1, "peers": [` + peer + `]}`, "wireguard: providerConfiguration.handshakeTimeout: -1 must not be negative"},
+		{"in flight too low", `{"addresses": ["10.0.0.2/32"], "inFlight": -2, "peers": [` + peer + `]}`, "wireguard: providerConfiguration.inFlight: -2 is not within 1 to 65536 packets (0 for the default, 128; -1 for no bound)"},
+		{"in flight too high", `{"addresses": ["10.0.0.2/32"], "inFlight": 65537, "peers": [` + peer + `]}`, "wireguard: providerConfiguration.inFlight: 65537 is not within 1 to 65536 packets (0 for the default, 128; -1 for no bound)"},
+		{"in flight wrong type", `{"addresses": ["10.0.0.2/32"], "inFlight": 1.5, "peers": [` + peer + `]}`, "wireguard: providerConfiguration.inFlight: want a whole number, not a JSON number 1.5"},
+		{"batch size", `{"addresses": ["10.0.0.2/32"], "batchSize": 129, "peers": [` + peer + `]}`, "wireguard: providerConfiguration.batchSize: 129 is not within 1 to 128 datagrams (0 for the default, 32)"},
+		{"batch size negative", `{"addresses": ["10.0.0.2/32"], "batchSize": -1, "peers": [` + peer + `]}`, "wireguard: providerConfiguration.batchSize: -1 is not within 1 to 128 datagrams (0 for the default, 32)"},
 		{"peer unknown field", `{"addresses": ["10.0.0.2/32"], "peers": [{"publicKey": "` + pubA + `", "presharedKey": "x"}]}`, `wireguard: providerConfiguration.peers[0]: unknown field "presharedKey"`},
 		{"peer wrong type", `{"addresses": ["10.0.0.2/32"], "peers": [{"publicKey": "` + pubA + `", "persistentKeepalive": "25"}]}`, "wireguard: providerConfiguration.peers[0].persistentKeepalive: want a whole number, not a JSON string"},
 		{"peer without key", `{"addresses": ["10.0.0.2/32"], "peers": [{"allowedIPs": ["10.0.0.0/24"]}]}`, "wireguard: providerConfiguration.peers[0].publicKey: the peer's public key is required"},

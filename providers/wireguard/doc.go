@@ -53,33 +53,39 @@
 // The pools and queues are constants of the device package; the provider
 // bounds what goes into them instead:
 //
-//   - At most [DefaultInFlight] (256) packets per direction are in flight
-//     inside wireguard-go: reads from the packet flow wait while 256
+//   - At most [DefaultInFlight] (128) packets per direction are in flight
+//     inside wireguard-go: reads from the packet flow wait while 128
 //     packets read are not yet sent, and receives from the sockets wait
-//     while 256 data messages received are not yet written to the flow.
+//     while 128 data messages received are not yet written to the flow.
 //     The kernel's queues hold the rest, and its congestion control sees
-//     the delay as it would on a link. 256 is several read batches, which
-//     keeps reading, encrypting and sending busy at once; wireguard-go
-//     gives the packets of a batch to one encryption worker, so machines
-//     with many cores could encrypt more batches at once with a larger
-//     bound. Packets that wireguard-go drops on the way (for no peer,
-//     before a session exists, failing authentication) are not seen
-//     leaving: a bound that sees nothing leave for 100 ms forgives half of
-//     itself.
-//   - The Bind's batch is [DefaultBindBatchSize] (64) datagrams: wireguard-go
-//     keeps one batch of 64 KiB buffers per socket waiting for the next
-//     receive, 4 MiB each instead of StdNetBind's 8. 64 still takes a
-//     whole UDP GRO super-datagram (at most 64 segments) per call.
+//     the delay as it would on a link. The bound counts packets inside
+//     the process, not on the network, so it does not limit a path with a
+//     long round trip. 128 is a few read batches, which keeps reading,
+//     encrypting and sending busy at once; wireguard-go gives the packets
+//     of a batch to one encryption worker, so machines with many cores
+//     may encrypt more batches at once with a larger bound (the
+//     configuration's inFlight). Packets that wireguard-go drops on the
+//     way (for no peer, before a session exists, failing authentication)
+//     are not seen leaving: a bound that sees nothing leave for 100 ms
+//     forgives half of itself.
+//   - The Bind's batch is [DefaultBindBatchSize] (32) datagrams (the
+//     configuration's batchSize): wireguard-go keeps one batch of 64 KiB
+//     buffers per socket waiting for the next receive, 2 MiB each instead
+//     of StdNetBind's 8, and so does the socket for UDP GRO.
 //   - The Bind copies each received datagram from udpbatch's receive
 //     buffers into wireguard-go's buffer (the one copy StdNetBind also
 //     makes when it splits a GRO super-datagram), so a buffer is written
 //     only as far as its packet goes, never 64 KiB deep by a coalesced
 //     receive, and untouched pages cost no memory.
 //
-// With these, the provider process peaked at 42 MB (VmHWM) while moving
-// TCP at full speed both ways against a wireguard-go server, where it
-// reached 115–132 MB without the bounds; a soft memory limit for the
-// garbage collector (GOMEMLIMIT) also keeps it low, but costs a third to
-// half of the throughput on two cores, and the bounds do not.
-// BenchmarkTunnelTCP compares the data path with wireguard-go's own.
+// bench/wireguard-bounds.sh measures the choice: on two cores, TCP through
+// the provider ran as fast with 64 to 256 packets in flight and batches of
+// 16 to 128 as with no bound (all within the rounds' spread, and at least
+// as fast as wireguard-go), while the peak RSS went from 31 MB (128, 16)
+// over 35 MB (the defaults) and 49 MB (256, 64) to 61 MB (512, 64) and
+// 312 MB without a bound. A soft memory limit for the garbage collector
+// (GOMEMLIMIT) instead of the bounds costs a third to half of the
+// throughput on two cores. The app message "stats" reports the bounds'
+// high water and the process's memory. BenchmarkTunnelTCP compares the
+// data path with wireguard-go's own.
 package wireguard

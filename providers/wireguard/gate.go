@@ -10,7 +10,11 @@ import (
 // DefaultInFlight is the provider's bound on packets in flight inside
 // wireguard-go, per direction, when the configuration sets none. See the
 // package documentation (Memory).
-const DefaultInFlight = 256
+const DefaultInFlight = 128
+
+// MaxInFlight is the largest bound a configuration may set: wireguard-go's
+// own queues hold at most 1,024 batches.
+const MaxInFlight = 1 << 16
 
 // gateStall is how long a gate waits without any packet leaving the
 // pipeline before it assumes that some of the packets it counts were

@@ -1,6 +1,7 @@
 package wireguard
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -32,9 +33,6 @@ const resolveTimeout = 10 * time.Second
 
 // Provider is the WireGuard packet tunnel provider.
 type Provider struct {
-	bindOpts BindOptions
-	inFlight int // the gates' limit; zero means DefaultInFlight, negative none
-
 	mu      sync.Mutex // guards the fields below
 	dev     *device.Device
 	bind    *Bind
@@ -96,9 +94,9 @@ func (p *Provider) StartTunnel(ctx context.Context, t *provider.Tunnel, _ map[st
 		return fmt.Errorf("wireguard: applying the network settings: %w", err)
 	}
 
-	bind := NewBind(t.BypassListenConfig(), p.bindOptions(log))
+	bind := NewBind(t.BypassListenConfig(), BindOptions{BatchSize: cfg.BatchSize, Logger: log})
 	flow := &gatedDevice{Device: t.PacketFlow()}
-	if limit := p.inFlightLimit(); limit > 0 {
+	if limit := cmp.Or(cfg.InFlight, DefaultInFlight); limit > 0 {
 		flow.out, flow.in = newGate(limit), newGate(limit)
 		bind.out, bind.in = flow.out, flow.in
 	}
@@ -129,19 +127,6 @@ func (p *Provider) StartTunnel(ctx context.Context, t *provider.Tunnel, _ map[st
 	p.dev, p.bind, p.cancel, p.watcher = dev, bind, cancel, watcher
 	p.mu.Unlock()
 	return nil
-}
-
-func (p *Provider) inFlightLimit() int {
-	if p.inFlight == 0 {
-		return DefaultInFlight
-	}
-	return p.inFlight
-}
-
-func (p *Provider) bindOptions(log *slog.Logger) BindOptions {
-	o := p.bindOpts
-	o.Logger = log
-	return o
 }
 
 // StopTunnel stops the path watcher and closes the device, which closes
@@ -182,6 +167,7 @@ func (p *Provider) HandleAppMessage(_ context.Context, data []byte) ([]byte, err
 	}
 	st.Transport = bind.Stats()
 	st.Transport.Outbound, st.Transport.Inbound = bind.out.stats(), bind.in.stats()
+	st.Memory = readMemoryStats()
 	return json.Marshal(st)
 }
 

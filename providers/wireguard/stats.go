@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"encoding/hex"
 	"fmt"
+	"os"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 	"time"
@@ -16,6 +18,53 @@ type Stats struct {
 	ListenPort int            `json:"listenPort"` // the local UDP port
 	Peers      []PeerStats    `json:"peers"`      // in configuration order
 	Transport  TransportStats `json:"transport"`
+	Memory     MemoryStats    `json:"memory"`
+}
+
+// MemoryStats is the provider process's memory, to check its bounds
+// (see Memory in the package documentation). Values the system does not
+// report are zero.
+type MemoryStats struct {
+	RSS      uint64 `json:"rss"`      // resident now, bytes (VmRSS)
+	PeakRSS  uint64 `json:"peakRSS"`  // the most resident so far, bytes (VmHWM)
+	HeapLive uint64 `json:"heapLive"` // Go heap marked live by the last collection, bytes
+	HeapGoal uint64 `json:"heapGoal"` // the heap size at which the next collection starts, bytes
+	Mapped   uint64 `json:"mapped"`   // all memory the Go runtime has mapped, bytes
+	GCCycles uint64 `json:"gcCycles"` // garbage collections so far
+}
+
+// readMemoryStats reads the runtime's metrics and /proc/self/status.
+func readMemoryStats() MemoryStats {
+	samples := []metrics.Sample{
+		{Name: "/gc/heap/live:bytes"},
+		{Name: "/gc/heap/goal:bytes"},
+		{Name: "/memory/classes/total:bytes"},
+		{Name: "/gc/cycles/total:gc-cycles"},
+	}
+	metrics.Read(samples)
+	v := func(i int) uint64 {
+		if samples[i].Value.Kind() != metrics.KindUint64 {
+			return 0
+		}
+		return samples[i].Value.Uint64()
+	}
+	m := MemoryStats{HeapLive: v(0), HeapGoal: v(1), Mapped: v(2), GCCycles: v(3)}
+	if status, err := os.ReadFile("/proc/self/status"); err == nil {
+		m.RSS, m.PeakRSS = statusKiB(status, "VmRSS:")*1024, statusKiB(status, "VmHWM:")*1024
+	}
+	return m
+}
+
+// statusKiB returns the value of a "Key:   123 kB" line of
+// /proc/self/status, or zero.
+func statusKiB(status []byte, key string) uint64 {
+	for line := range strings.Lines(string(status)) {
+		if rest, ok := strings.CutPrefix(line, key); ok {
+			n, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 // PeerStats is the state of one peer, from wireguard-go's device.
