@@ -81,6 +81,7 @@ type run struct {
 	connectedAt time.Time
 	lastErr     *apitype.LastError
 	claim       *claim        // the admitted settings' claim
+	includeAll  bool          // the configuration's includeAllNetworks: its claim has the default routes
 	changed     chan struct{} // closed and replaced at every change
 }
 
@@ -270,7 +271,7 @@ func (b *backend) admit(r *run, s *netsettings.Settings) error {
 		r.claim = nil
 		return nil
 	}
-	cl := claimOf(s)
+	cl := claimOf(s, r.includeAll)
 	for _, name := range slices.Sorted(maps.Keys(b.confs)) {
 		o := b.confs[name]
 		or := o.active()
@@ -516,7 +517,7 @@ func (b *backend) Start(ctx context.Context, name string, options map[string]any
 		return apitype.SessionStatus{}, apiError(err)
 	}
 
-	r := &run{c: c, changed: make(chan struct{})}
+	r := &run{c: c, includeAll: sc.IncludeAllNetworks, changed: make(chan struct{})}
 	b.mu.Lock()
 	switch {
 	case b.closing:

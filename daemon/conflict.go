@@ -3,6 +3,7 @@ package daemon
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/netext/netext/dns"
@@ -17,14 +18,28 @@ type claim struct {
 	dnsDomains []string       // the DNS match domains, lower case, without the final dot
 }
 
-// claimOf returns the claim of valid settings s.
-func claimOf(s *netsettings.Settings) *claim {
+// claimOf returns the claim of valid settings s. With includeAll (the
+// configuration's includeAllNetworks) the session routes all traffic of
+// each family it configures into its tunnel (session.routeAllTraffic), so
+// its claim has that family's default route too.
+func claimOf(s *netsettings.Settings, includeAll bool) *claim {
 	c := &claim{}
-	for _, f := range []netsettings.Family{netsettings.IPv4, netsettings.IPv6} {
-		if ip := s.IP(f); ip != nil {
-			for _, r := range ip.IncludedRoutes {
-				c.routes = append(c.routes, r.Destination.Masked())
-			}
+	for _, f := range []struct {
+		family netsettings.Family
+		def    netip.Prefix
+	}{
+		{netsettings.IPv4, netip.PrefixFrom(netip.IPv4Unspecified(), 0)},
+		{netsettings.IPv6, netip.PrefixFrom(netip.IPv6Unspecified(), 0)},
+	} {
+		ip := s.IP(f.family)
+		if ip == nil {
+			continue
+		}
+		for _, r := range ip.IncludedRoutes {
+			c.routes = append(c.routes, r.Destination.Masked())
+		}
+		if includeAll && !slices.Contains(c.routes, f.def) {
+			c.routes = append(c.routes, f.def)
 		}
 	}
 	// The DNS claim is what the DNS backend gets for the link, by the

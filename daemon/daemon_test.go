@@ -48,21 +48,26 @@ func TestClash(t *testing.T) {
 	)
 	for _, tc := range []struct {
 		name, a, b, want string
+		allA             bool // a's configuration has includeAllNetworks
 	}{
-		{"same default route", def4, def4, "both route 0.0.0.0/0"},
-		{"default and a network", def4, net10, `route 0.0.0.0/0 of "a" overlaps route 10.0.0.0/8 of "b"`},
-		{"nested networks", net10b, net10, `route 10.1.0.0/16 of "a" overlaps route 10.0.0.0/8 of "b"`},
-		{"disjoint networks", net10, net172, ""},
-		{"other family", def4, v6, ""},
-		{"two default resolvers", dnsFull, dnsDef, "both want to be the default DNS resolver"},
-		{"servers without domains claim nothing", dnsAll, dnsDef, ""},
-		{"search domains are match domains", dnsSub, dnsSrch, `DNS domain "eng.corp.example" of "a" overlaps DNS domain "corp.example" of "b"`},
-		{"default and split DNS", dnsAll, dnsCo, ""},
-		{"nested DNS domains", dnsSub, dnsCo, `DNS domain "eng.corp.example" of "a" overlaps DNS domain "corp.example" of "b"`},
-		{"other DNS domains", dnsOth, dnsCo, ""},
+		{name: "includeAllNetworks claims the default route", a: net172, b: net10, allA: true,
+			want: `route 0.0.0.0/0 of "a" overlaps route 10.0.0.0/8 of "b"`},
+		{name: "includeAllNetworks claims only configured families", a: net172, b: v6, allA: true},
+		{name: "includeAllNetworks with the default route included", a: def4, b: def4, allA: true, want: "both route 0.0.0.0/0"},
+		{"same default route", def4, def4, "both route 0.0.0.0/0", false},
+		{"default and a network", def4, net10, `route 0.0.0.0/0 of "a" overlaps route 10.0.0.0/8 of "b"`, false},
+		{"nested networks", net10b, net10, `route 10.1.0.0/16 of "a" overlaps route 10.0.0.0/8 of "b"`, false},
+		{"disjoint networks", net10, net172, "", false},
+		{"other family", def4, v6, "", false},
+		{"two default resolvers", dnsFull, dnsDef, "both want to be the default DNS resolver", false},
+		{"servers without domains claim nothing", dnsAll, dnsDef, "", false},
+		{"search domains are match domains", dnsSub, dnsSrch, `DNS domain "eng.corp.example" of "a" overlaps DNS domain "corp.example" of "b"`, false},
+		{"default and split DNS", dnsAll, dnsCo, "", false},
+		{"nested DNS domains", dnsSub, dnsCo, `DNS domain "eng.corp.example" of "a" overlaps DNS domain "corp.example" of "b"`, false},
+		{"other DNS domains", dnsOth, dnsCo, "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := clash("a", claimOf(settings(t, tc.a)), "b", claimOf(settings(t, tc.b)))
+			got := clash("a", claimOf(settings(t, tc.a), tc.allA), "b", claimOf(settings(t, tc.b), false))
 			if got != tc.want {
 				t.Errorf("clash:\n got %q\nwant %q", got, tc.want)
 			}

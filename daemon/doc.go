@@ -50,7 +50,9 @@
 // A session's routes and DNS are known only when its provider sends
 // settings. The daemon admits settings (session.Config.Admit) only when
 // they do not clash with those of another session: an included route of
-// one that overlaps an included route of the other, both wanting to be
+// one that overlaps an included route of the other (a configuration with
+// includeAllNetworks includes the default route of each family its
+// settings configure), both wanting to be
 // the default DNS resolver, or overlapping DNS match domains. Clashing
 // settings are refused and the start fails with an error that names both
 // configurations and what clashes.
