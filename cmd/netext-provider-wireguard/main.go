@@ -17,11 +17,22 @@
 //	secret                 {"privateKey": "...", "presharedKeys": {"PEER PUBLIC KEY": "..."}}
 //
 // See package providers/wireguard for every field.
+//
+// The garbage collector runs at wireguard.GCPercent unless GOGC is set in
+// the environment (see Memory in package providers/wireguard).
 package main
 
 import (
+	"os"
+	"runtime/debug"
+
 	"github.com/netext/netext/provider"
 	"github.com/netext/netext/providers/wireguard"
 )
 
-func main() { provider.Main(wireguard.NewProvider()) }
+func main() {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(wireguard.GCPercent)
+	}
+	provider.Main(wireguard.NewProvider())
+}

@@ -77,15 +77,21 @@
 //     makes when it splits a GRO super-datagram), so a buffer is written
 //     only as far as its packet goes, never 64 KiB deep by a coalesced
 //     receive, and untouched pages cost no memory.
+//   - The executable runs the garbage collector at [GCPercent] (25) rather
+//     than Go's 100, so the heap grows by a quarter of its live part
+//     between collections, not by all of it.
 //
 // bench/wireguard-bounds.sh measures the choice: on two cores, TCP through
 // the provider ran as fast with 64 to 256 packets in flight and batches of
 // 16 to 128 as with no bound (all within the rounds' spread, and at least
 // as fast as wireguard-go), while the peak RSS went from 31 MB (128, 16)
 // over 35 MB (the defaults) and 49 MB (256, 64) to 61 MB (512, 64) and
-// 312 MB without a bound. A soft memory limit for the garbage collector
-// (GOMEMLIMIT) instead of the bounds costs a third to half of the
-// throughput on two cores. The app message "stats" reports the bounds'
-// high water and the process's memory. BenchmarkTunnelTCP compares the
-// data path with wireguard-go's own.
+// 312 MB without a bound, all with Go's default GOGC of 100; GCPercent
+// then took the defaults from 37 MB to 30 MB. A soft memory limit for the
+// garbage collector (GOMEMLIMIT) instead of the bounds costs a third to
+// half of the throughput on two cores: every collection empties the
+// pools, so a heap held near its live size is rebuilt again and again.
+// The app message "stats" reports the bounds' high water and the
+// process's memory. BenchmarkTunnelTCP compares the data path with
+// wireguard-go's own.
 package wireguard
