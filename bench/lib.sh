@@ -7,6 +7,8 @@
 #   bench_start NAME NS CMD...  a background process in a namespace, logging
 #                               to $bench_work/NAME.log, ended by the trap
 #   bench_wg_up ID              the anchor: a plain wireguard-go pair
+#   bench_netextd_wireguard     netextd in the client namespace, with the
+#                               WireGuard provider installed
 #   bench_case ID LABEL ADDR PID...
 #                               registers a path: iperf3 and ping go to ADDR
 #                               from the client namespace; PIDs are its tunnel
@@ -155,6 +157,32 @@ bench_wg_up() {
 	ip -n "$bench_s" link set "$b" up
 	bench_case "$id" "wireguard-go" 10.231.1.2 "$pa" "$pb"
 	bench_wg_pids="$pa $pb"
+}
+
+# bench_netextd_wireguard builds netextd, netext and the WireGuard
+# provider, gives netextd a manifest that runs the provider as nobody, and
+# starts netextd in the client namespace. It sets wg_run (its directory),
+# provider (the provider's executable) and netextd_pid, and defines the
+# function netext (the CLI on netextd's socket).
+bench_netextd_wireguard() {
+	# netextd runs only providers whose files root alone can change, and
+	# /tmp (the work directory's parent) is everyone's: the provider, its
+	# manifest and netextd's state go under /run.
+	wg_run=$(mktemp -d /run/netext-bench-wg.XXXXXX)
+	chmod 755 "$wg_run"
+	trap 'bench_cleanup; rm -rf "$wg_run"' EXIT
+	mkdir "$wg_run/bin" "$wg_run/providers.d"
+	bench_build ./cmd/netextd ./cmd/netext
+	go build -o "$wg_run/bin/" ./cmd/netext-provider-wireguard
+	provider=$wg_run/bin/netext-provider-wireguard
+	cat >"$wg_run/providers.d/wireguard.json" <<JSON
+{"id": "org.netext.wireguard", "description": "WireGuard", "executable": "$provider", "user": "nobody", "kind": "packet"}
+JSON
+	bench_start netextd "$bench_c" "$bench_bin/netextd" --state-dir "$wg_run/state" \
+		--socket "$wg_run/netextd.sock" --providers-dir "$wg_run/providers.d" --log-level info
+	netextd_pid=$bench_last_pid
+	bench_wait_for netextd "netextd ready"
+	netext() { "$bench_bin/netext" --socket "$wg_run/netextd.sock" "$@"; }
 }
 
 # bench_ticks PID... prints the CPU ticks (user + system) the processes

@@ -9,8 +9,8 @@
 #
 # VARIANTS lists the variants as INFLIGHT:BATCH, the providerConfiguration
 # fields inFlight and batchSize (see package providers/wireguard; -1
-# in-flight is no bound, 0 the default). Default: 64:64 128:64 256:64
-# 512:64 -1:64 256:32 256:128. The other settings are bench/lib.sh's, with
+# in-flight is no bound, 0 the provider's default). Default: 0:0 64:32
+# 256:32 128:16 128:64 -1:32. The other settings are bench/lib.sh's, with
 # STREAMS defaulting to 4 here, and REPS to 3, DURATION to 8.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,33 +18,16 @@ source scripts/setup.sh
 STREAMS=${STREAMS:-4}
 DURATION=${DURATION:-8}
 source bench/lib.sh
-VARIANTS=${VARIANTS:-"64:64 128:64 256:64 512:64 -1:64 256:32 256:128"}
+VARIANTS=${VARIANTS:-"0:0 64:32 256:32 128:16 128:64 -1:32"}
 
 bench_init
-wg_run=$(mktemp -d /run/netext-bench-wg.XXXXXX) # see bench/wireguard.sh
-chmod 755 "$wg_run"
-trap 'bench_cleanup; rm -rf "$wg_run"' EXIT
-mkdir "$wg_run/bin" "$wg_run/providers.d"
-
 bench_log "building"
 bench_build golang.zx2c4.com/wireguard ./bench/cmd/wgpair ./bench/cmd/wgpeer ./bench/cmd/pinglat \
-	./bench/cmd/benchreport ./cmd/netextd ./cmd/netext
-go build -o "$wg_run/bin/" ./cmd/netext-provider-wireguard
-provider=$wg_run/bin/netext-provider-wireguard
-cat >"$wg_run/providers.d/wireguard.json" <<JSON
-{"id": "org.netext.wireguard", "description": "WireGuard", "executable": "$provider", "user": "nobody", "kind": "packet"}
-JSON
-
+	./bench/cmd/benchreport
+bench_netextd_wireguard
 bench_wg_up wg
 read -r _ wgb <<<"$bench_wg_pids"
 server_if=${bench_tag}wb
-
-sock=$wg_run/netextd.sock
-bench_start netextd "$bench_c" "$bench_bin/netextd" --state-dir "$wg_run/state" --socket "$sock" \
-	--providers-dir "$wg_run/providers.d" --log-level info
-netextd_pid=$bench_last_pid
-bench_wait_for netextd "netextd ready"
-netext() { "$bench_bin/netext" --socket "$sock" "$@"; }
 
 net=2
 declare -A variant_pid
@@ -63,8 +46,8 @@ for v in $VARIANTS; do
 	netext start "$name" >&2
 	pid=$(pgrep -u nobody -n -f "^$provider") || bench_die "no provider process for $name"
 	variant_pid[$name]=$pid
-	label="provider, inFlight $inflight, batch $batch"
-	[ "$inflight" = -1 ] && label="provider, no bound, batch $batch"
+	label="provider, inFlight ${inflight/#0/default}, batch ${batch/#0/default}"
+	[ "$inflight" = -1 ] && label="provider, no bound, batch ${batch/#0/default}"
 	bench_case "$name" "$label" "10.231.$net.2" "$pid" "$wgb"
 	net=$((net + 1))
 done

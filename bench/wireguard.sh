@@ -18,22 +18,10 @@ source scripts/setup.sh
 source bench/lib.sh
 
 bench_init
-# netextd runs only providers whose files root alone can change, and
-# /tmp (the work directory's parent) is everyone's: the provider, its
-# manifest and netextd's state go under /run.
-wg_run=$(mktemp -d /run/netext-bench-wg.XXXXXX)
-chmod 755 "$wg_run"
-trap 'bench_cleanup; rm -rf "$wg_run"' EXIT
-mkdir "$wg_run/bin" "$wg_run/providers.d"
-
 bench_log "building"
 bench_build golang.zx2c4.com/wireguard ./bench/cmd/wgpair ./bench/cmd/wgpeer ./bench/cmd/pinglat \
-	./bench/cmd/benchreport ./cmd/netextd ./cmd/netext
-go build -o "$wg_run/bin/" ./cmd/netext-provider-wireguard
-provider=$wg_run/bin/netext-provider-wireguard
-cat >"$wg_run/providers.d/wireguard.json" <<JSON
-{"id": "org.netext.wireguard", "description": "WireGuard", "executable": "$provider", "user": "nobody", "kind": "packet"}
-JSON
+	./bench/cmd/benchreport
+bench_netextd_wireguard
 
 bench_case veth "veth (no tunnel)" 10.231.0.2
 bench_wg_up wg
@@ -47,12 +35,6 @@ server_if=${bench_tag}wb # the anchor's server, listening on 10.231.0.2:51821
 chmod 600 "$wg_run/bench.conf"
 ip -n "$bench_s" addr add 10.231.2.2/24 dev "$server_if"
 
-sock=$wg_run/netextd.sock
-bench_start netextd "$bench_c" "$bench_bin/netextd" --state-dir "$wg_run/state" --socket "$sock" \
-	--providers-dir "$wg_run/providers.d" --log-level info
-netextd_pid=$bench_last_pid
-bench_wait_for netextd "netextd ready"
-netext() { "$bench_bin/netext" --socket "$sock" "$@"; }
 netext config import "$wg_run/bench.conf" --name bench >&2
 netext start bench >&2
 provider_pid=$(pgrep -u nobody -f "^$provider" | head -1)
