@@ -41,7 +41,9 @@
 // address) follows at once.
 //
 // The app message "stats" returns [Stats] as JSON: every peer's endpoint,
-// last handshake and bytes received and sent, from the device's state.
+// last handshake and bytes received and sent, from the device's state;
+// what the sockets did (datagrams, GSO sends, GRO receives, errors); the
+// memory bounds' use; and the process's memory.
 //
 // # Memory
 //
