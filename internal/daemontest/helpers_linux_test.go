@@ -20,6 +20,7 @@ import (
 	"github.com/netext/netext/apitype"
 	"github.com/netext/netext/client"
 	"github.com/netext/netext/internal/nettest"
+	"github.com/netext/netext/internal/testproc"
 	"github.com/netext/netext/providers/sample"
 )
 
@@ -45,66 +46,14 @@ func TestMain(m *testing.M) {
 	if os.Getenv(anchorEnv) != "" {
 		os.Exit(anchorMain())
 	}
-	if os.Geteuid() == 0 {
-		dir, err := os.MkdirTemp("/run", "netext-daemontest-")
-		if err == nil {
-			err = os.Chmod(dir, 0o755)
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		root = dir
-	}
-	code := m.Run()
-	if root != "" {
-		os.RemoveAll(root)
-	}
-	os.Exit(code)
+	os.Exit(testproc.RunInstalled(m, "netext-daemontest-", &root))
 }
 
-var (
-	buildOnce sync.Once
-	buildErr  error
-)
+// installation is netextd with the sample provider, in root.
+var installation = testproc.SampleInstallation(sampleID)
 
 // bin returns the path of an executable built for the tests.
-func bin(t *testing.T, name string) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir := filepath.Join(root, "bin")
-		pkgs := []string{"./cmd/netextd", "./cmd/netext", "./cmd/netext-provider-sample", "./cmd/netext-sample-server"}
-		cmd := exec.Command("go", append([]string{"build", "-o", dir + "/"}, pkgs...)...)
-		cmd.Dir = moduleRoot()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-			return
-		}
-		manifest := fmt.Sprintf(`{"id": %q, "description": "Sample tunnel", "executable": %q, "user": "nobody", "kind": "packet"}`,
-			sampleID, filepath.Join(dir, "netext-provider-sample"))
-		pdir := filepath.Join(root, "providers.d")
-		if err := os.Mkdir(pdir, 0o755); err != nil {
-			buildErr = err
-			return
-		}
-		buildErr = os.WriteFile(filepath.Join(pdir, "sample.json"), []byte(manifest), 0o644)
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return filepath.Join(root, "bin", name)
-}
-
-// moduleRoot returns the directory of go.mod.
-func moduleRoot() string {
-	dir, _ := os.Getwd()
-	for d := dir; d != "/"; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d
-		}
-	}
-	return dir
-}
+func bin(t *testing.T, name string) string { return installation.Bin(t, root, name) }
 
 // env is one test's world: a topology with sample servers, and netextd's
 // state directory and socket.

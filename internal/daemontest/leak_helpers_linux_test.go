@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -24,6 +23,7 @@ import (
 	"github.com/netext/netext/apitype"
 	"github.com/netext/netext/firewall"
 	"github.com/netext/netext/internal/nettest"
+	"github.com/netext/netext/internal/testproc"
 )
 
 // reassertID is the id of the reasserting sample provider
@@ -41,15 +41,8 @@ func installReassertProvider(t *testing.T) {
 	t.Helper()
 	bin(t, "netextd") // the directories
 	reassertOnce.Do(func() {
-		exe := filepath.Join(root, "bin", "reassertprovider")
-		cmd := exec.Command("go", "build", "-o", exe, "./internal/daemontest/testdata/reassertprovider")
-		cmd.Dir = moduleRoot()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			reassertErr = fmt.Errorf("go build: %v\n%s", err, out)
-			return
-		}
-		manifest := fmt.Sprintf(`{"id": %q, "description": "Sample tunnel that reasserts on request", "executable": %q, "user": "nobody", "kind": "packet"}`, reassertID, exe)
-		reassertErr = os.WriteFile(filepath.Join(root, "providers.d", "reassert.json"), []byte(manifest), 0o644)
+		reassertErr = testproc.Install(root, nil, testproc.Provider{ID: reassertID,
+			Description: "Sample tunnel that reasserts on request", Package: "github.com/netext/netext/internal/daemontest/testdata/reassertprovider"})
 	})
 	if reassertErr != nil {
 		t.Fatal(reassertErr)

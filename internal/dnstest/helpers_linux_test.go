@@ -50,52 +50,13 @@ var (
 // refuses providers whose files others could change.
 var root string
 
-func TestMain(m *testing.M) {
-	if os.Geteuid() == 0 {
-		dir, err := os.MkdirTemp("/run", "netext-dnstest-")
-		if err == nil {
-			err = os.Chmod(dir, 0o755)
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		root = dir
-	}
-	code := m.Run()
-	if root != "" {
-		os.RemoveAll(root)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testproc.RunInstalled(m, "netext-dnstest-", &root)) }
 
-var (
-	buildOnce sync.Once
-	buildErr  error
-)
+// installation is netextd with the sample provider, in root.
+var installation = testproc.SampleInstallation(sampleID)
 
 // bin returns the path of an executable built for the tests.
-func bin(t *testing.T, name string) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir := filepath.Join(root, "bin")
-		_, buildErr = testproc.Build(dir, "github.com/netext/netext/cmd/netextd", "github.com/netext/netext/cmd/netext",
-			"github.com/netext/netext/cmd/netext-provider-sample", "github.com/netext/netext/cmd/netext-sample-server")
-		if buildErr != nil {
-			return
-		}
-		manifest := fmt.Sprintf(`{"id": %q, "description": "Sample tunnel", "executable": %q, "user": "nobody", "kind": "packet"}`,
-			sampleID, filepath.Join(dir, "netext-provider-sample"))
-		pdir := filepath.Join(root, "providers.d")
-		if buildErr = os.Mkdir(pdir, 0o755); buildErr == nil {
-			buildErr = os.WriteFile(filepath.Join(pdir, "sample.json"), []byte(manifest), 0o644)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return filepath.Join(root, "bin", name)
-}
+func bin(t *testing.T, name string) string { return installation.Bin(t, root, name) }
 
 // env is one test's world.
 type env struct {

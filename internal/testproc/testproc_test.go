@@ -1,9 +1,12 @@
 package testproc
 
 import (
+	"encoding/json"
 	"errors"
+	"maps"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -101,5 +104,36 @@ func TestUser(t *testing.T) {
 	}
 	if os.Geteuid() != 0 && (uid != uint32(os.Geteuid()) || gid != uint32(os.Getegid())) {
 		t.Errorf("User() = %d, %d, want the current user", uid, gid)
+	}
+}
+
+func TestInstall(t *testing.T) {
+	dir := t.TempDir()
+	err := Install(dir, []string{"github.com/netext/netext/cmd/netext"},
+		Provider{ID: "org.example.sample", Description: `A "quoted" sample`, Package: "github.com/netext/netext/cmd/netext-provider-sample"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, exe := range []string{"netext", "netext-provider-sample"} {
+		if fi, err := os.Stat(filepath.Join(dir, "bin", exe)); err != nil || fi.Mode()&0o111 == 0 {
+			t.Errorf("%s: %v, %v", exe, fi, err)
+		}
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "providers.d", "netext-provider-sample.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]string
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatalf("manifest %s: %v", data, err)
+	}
+	want := map[string]string{"id": "org.example.sample", "description": `A "quoted" sample`,
+		"executable": filepath.Join(dir, "bin", "netext-provider-sample"), "user": "nobody", "kind": "packet"}
+	if !maps.Equal(m, want) {
+		t.Errorf("manifest %v, want %v", m, want)
+	}
+	// Again, adding nothing: the directories exist already.
+	if err := Install(dir, nil); err != nil {
+		t.Errorf("second Install: %v", err)
 	}
 }

@@ -1,10 +1,7 @@
 package wgtest
 
 import (
-	"fmt"
 	"os"
-	"path/filepath"
-	"sync"
 	"testing"
 
 	"github.com/netext/netext/cli"
@@ -16,52 +13,15 @@ import (
 // state. Set by TestMain when running as root.
 var root string
 
-func TestMain(m *testing.M) {
-	if os.Geteuid() != 0 {
-		os.Exit(m.Run())
-	}
-	dir, err := os.MkdirTemp("/run", "netext-wgtest-")
-	if err == nil {
-		err = os.Chmod(dir, 0o755)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	root = dir
-	code := m.Run()
-	os.RemoveAll(root)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testproc.RunInstalled(m, "netext-wgtest-", &root)) }
 
-var (
-	buildOnce sync.Once
-	buildErr  error
-)
+// installation is netextd with the WireGuard provider, and wireguard-go.
+var installation = &testproc.Installation{
+	Commands: []string{"github.com/netext/netext/cmd/netextd", "github.com/netext/netext/cmd/netext", "golang.zx2c4.com/wireguard"},
+	Providers: []testproc.Provider{{ID: cli.WireGuardProviderID, Description: "WireGuard",
+		Package: "github.com/netext/netext/cmd/netext-provider-wireguard"}},
+}
 
 // bin returns the path of an executable built for the tests: netextd,
 // netext, netext-provider-wireguard, or wireguard (wireguard-go).
-func bin(t *testing.T, name string) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir := filepath.Join(root, "bin")
-		if buildErr = os.Mkdir(dir, 0o755); buildErr != nil {
-			return
-		}
-		if _, buildErr = testproc.Build(dir, "github.com/netext/netext/cmd/netextd", "github.com/netext/netext/cmd/netext",
-			"github.com/netext/netext/cmd/netext-provider-wireguard", "golang.zx2c4.com/wireguard"); buildErr != nil {
-			return
-		}
-		manifest := fmt.Sprintf(`{"id": %q, "description": "WireGuard", "executable": %q, "user": "nobody", "kind": "packet"}`,
-			cli.WireGuardProviderID, filepath.Join(dir, "netext-provider-wireguard"))
-		pdir := filepath.Join(root, "providers.d")
-		if buildErr = os.Mkdir(pdir, 0o755); buildErr != nil {
-			return
-		}
-		buildErr = os.WriteFile(filepath.Join(pdir, "wireguard.json"), []byte(manifest), 0o644)
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return filepath.Join(root, "bin", name)
-}
+func bin(t *testing.T, name string) string { return installation.Bin(t, root, name) }
