@@ -21,6 +21,7 @@ import (
 
 	"github.com/netext/netext/internal/nettest"
 	"github.com/netext/netext/internal/providerproto"
+	"github.com/netext/netext/internal/sessionhost"
 	"github.com/netext/netext/internal/testproc"
 	"github.com/netext/netext/netcfg"
 	"github.com/netext/netext/providers/sample"
@@ -118,7 +119,8 @@ func testSampleTunnel(t *testing.T, underlay6, noOffloads bool) {
 		t.Fatal(err)
 	}
 	stateDir := t.TempDir()
-	h := startHost(t, tp.Client, hostConfig{
+	h := sessionhost.Start(t, tp.Client, hostEnv, sessionhost.Config{
+		Name:       "e2e",
 		Provider:   providerPath,
 		UID:        nobody,
 		GID:        nobody,
@@ -134,7 +136,7 @@ func testSampleTunnel(t *testing.T, underlay6, noOffloads bool) {
 		},
 	})
 
-	r := h.call(t, "start")
+	r := h.Call(t, "start")
 	if r.Err != "" || r.State != "connected" {
 		t.Fatalf("start: %+v, want connected", r)
 	}
@@ -164,7 +166,7 @@ func testSampleTunnel(t *testing.T, underlay6, noOffloads bool) {
 	t.Run("tcp", func(t *testing.T) { checkTCP(t, tp, server, noOffloads) })
 
 	t.Run("stats", func(t *testing.T) {
-		r := h.call(t, "stats")
+		r := h.Call(t, "stats")
 		if r.Err != "" {
 			t.Fatalf("app message stats: %s", r.Err)
 		}
@@ -178,7 +180,7 @@ func testSampleTunnel(t *testing.T, underlay6, noOffloads bool) {
 		}
 	})
 
-	r = h.call(t, "stop")
+	r = h.Call(t, "stop")
 	if r.Err != "" || r.State != "disconnected" || r.LastError != "" {
 		t.Fatalf("stop: %+v, want disconnected without error", r)
 	}
@@ -190,7 +192,7 @@ func testSampleTunnel(t *testing.T, underlay6, noOffloads bool) {
 	// A second start runs a fresh provider, which the server takes as a
 	// new session; killing it ends the session with the matching error,
 	// and the namespace is restored again.
-	r = h.call(t, "start")
+	r = h.Call(t, "start")
 	if r.Err != "" || r.State != "connected" || r.PID == pid || r.PID == 0 {
 		t.Fatalf("second start: %+v, want connected with a new provider (the first was %d)", r, pid)
 	}
@@ -200,7 +202,7 @@ func testSampleTunnel(t *testing.T, underlay6, noOffloads bool) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(30 * time.Second)
-	for r = h.call(t, "status"); r.State != "disconnected"; r = h.call(t, "status") {
+	for r = h.Call(t, "status"); r.State != "disconnected"; r = h.Call(t, "status") {
 		if time.Now().After(deadline) {
 			t.Fatalf("session after the provider was killed: %+v, want disconnected", r)
 		}
@@ -215,7 +217,7 @@ func testSampleTunnel(t *testing.T, underlay6, noOffloads bool) {
 	if diff := cmp.Diff(before, tp.Client.Snapshot(t)); diff != "" {
 		t.Errorf("client namespace changed after the provider was killed (-before +after):\n%s", diff)
 	}
-	if err := h.close(); err != nil {
+	if err := h.Close(); err != nil {
 		t.Errorf("session host: %v", err)
 	}
 	if entries, _ := os.ReadDir(stateDir); len(entries) != 0 {

@@ -1,19 +1,15 @@
 package wireguard
 
 import (
-	"bufio"
-	"context"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/netip"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,10 +20,9 @@ import (
 
 	"github.com/netext/netext/internal/nettest"
 	"github.com/netext/netext/internal/providerproto"
+	"github.com/netext/netext/internal/sessionhost"
 	"github.com/netext/netext/internal/testproc"
 	"github.com/netext/netext/netcfg"
-	"github.com/netext/netext/session"
-	"github.com/netext/netext/supervisor"
 	"github.com/netext/netext/tun"
 )
 
@@ -48,158 +43,12 @@ var (
 	clientTunnel6 = netip.MustParsePrefix("fd99::2/64")
 )
 
-// hostEnv carries a child host's hostConfig as JSON.
+// hostEnv carries a child session host's configuration (package
+// sessionhost).
 const hostEnv = "NETEXT_WIREGUARD_TEST_HOST"
 
 func init() {
-	testChild = func() (int, bool) {
-		if os.Getenv(hostEnv) == "" {
-			return 0, false
-		}
-		return hostMain(), true
-	}
-}
-
-// hostConfig is the session a child host runs.
-type hostConfig struct {
-	Provider      string                      `json:"provider"`
-	UID           uint32                      `json:"uid"`
-	GID           uint32                      `json:"gid"`
-	StateDir      string                      `json:"stateDir"`
-	Configuration providerproto.Configuration `json:"configuration"`
-}
-
-// hostReply answers one command of the parent.
-type hostReply struct {
-	Err   string          `json:"err,omitempty"`
-	State string          `json:"state"`
-	PID   int             `json:"pid,omitempty"`
-	Data  json.RawMessage `json:"data,omitempty"`
-}
-
-// hostMain is the child: a session host in the client namespace. It reads
-// commands from its standard input, one per line ("start", "stop", or an
-// app message), answers each with a hostReply line on its standard output,
-// and closes the session and exits when the input ends. Its log goes to
-// standard error.
-func hostMain() int {
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	var cfg hostConfig
-	if err := json.Unmarshal([]byte(os.Getenv(hostEnv)), &cfg); err != nil {
-		log.Error("host: bad configuration", "err", err)
-		return 2
-	}
-	var mu sync.Mutex // guards pid
-	var pid int
-	s, err := session.New(session.Config{
-		Name:          "wireguard",
-		Provider:      session.Provider{Path: cfg.Provider, UID: cfg.UID, GID: cfg.GID, Env: []string{"NETEXT_PROVIDER_LOG_LEVEL=debug"}},
-		Configuration: cfg.Configuration,
-		DeviceName:    clientDev,
-		Network:       netcfg.Options{StateDir: cfg.StateDir},
-		Logger:        log,
-		// The real launcher, recording the provider's pid.
-		Launch: func(ctx context.Context, opts supervisor.Options) (*supervisor.Process, error) {
-			p, err := supervisor.Launch(ctx, opts)
-			if err == nil {
-				mu.Lock()
-				pid = p.PID()
-				mu.Unlock()
-			}
-			return p, err
-		},
-	})
-	if err != nil {
-		log.Error("host: session", "err", err)
-		return 1
-	}
-	enc := json.NewEncoder(os.Stdout)
-	in := bufio.NewScanner(os.Stdin)
-	for in.Scan() {
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		var r hostReply
-		switch cmd := in.Text(); cmd {
-		case "start":
-			err = s.Start(ctx, nil)
-		case "stop":
-			err = s.Stop(ctx, providerproto.StopUserInitiated)
-		default:
-			r.Data, err = s.SendMessage(ctx, []byte(cmd))
-		}
-		cancel()
-		if err != nil {
-			r.Err = err.Error()
-		}
-		mu.Lock()
-		r.State, r.PID = s.Status().State.String(), pid
-		mu.Unlock()
-		if err := enc.Encode(r); err != nil {
-			log.Error("host: answering", "err", err)
-			break
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := s.Close(ctx); err != nil {
-		log.Error("host: closing the session", "err", err)
-		return 1
-	}
-	return 0
-}
-
-// host is the parent's handle on a child host.
-type host struct {
-	proc    *testproc.Proc
-	stdin   io.WriteCloser
-	replies *json.Decoder
-}
-
-func startHost(t *testing.T, ns *nettest.NS, cfg hostConfig) *host {
-	t.Helper()
-	data, err := json.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := testproc.Child(context.Background(), ns, []string{hostEnv + "=" + string(data)})
-	h := &host{}
-	if h.stdin, err = cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.replies = json.NewDecoder(stdout)
-	h.proc = testproc.Start(t, "session host", cmd)
-	t.Cleanup(func() {
-		h.stdin.Close() // the host stops its session and exits
-		if err := h.proc.Wait(30 * time.Second); err != nil {
-			t.Errorf("session host: %v", err)
-		}
-	})
-	return h
-}
-
-func (h *host) call(t *testing.T, cmd string) hostReply {
-	t.Helper()
-	if _, err := fmt.Fprintln(h.stdin, cmd); err != nil {
-		t.Fatalf("session host: sending %q: %v", cmd, err)
-	}
-	got := make(chan hostReply, 1)
-	go func() {
-		var r hostReply
-		if err := h.replies.Decode(&r); err != nil {
-			r.Err = "no answer: " + err.Error()
-		}
-		got <- r
-	}()
-	select {
-	case r := <-got:
-		return r
-	case <-time.After(90 * time.Second):
-		t.Fatalf("session host: no answer to %q within 90s", cmd)
-		return hostReply{}
-	}
+	testChild = func() (int, bool) { return sessionhost.Main(hostEnv) }
 }
 
 // wgServer runs an unmodified wireguard-go device with its own StdNetBind
@@ -298,11 +147,14 @@ func testInterop(t *testing.T, providerPath string, underlay6 bool) {
 	}
 	secret := fmt.Sprintf(`{"privateKey": %q, "presharedKeys": {%q: %q}}`, clientKeys.priv, serverKeys.pub, psk)
 	uid, gid := testproc.User()
-	h := startHost(t, tp.Client, hostConfig{
-		Provider: providerPath,
-		UID:      uid,
-		GID:      gid,
-		StateDir: t.TempDir(),
+	h := sessionhost.Start(t, tp.Client, hostEnv, sessionhost.Config{
+		Name:       "wireguard",
+		Provider:   providerPath,
+		UID:        uid,
+		GID:        gid,
+		Env:        []string{"NETEXT_PROVIDER_LOG_LEVEL=debug"},
+		DeviceName: clientDev,
+		StateDir:   t.TempDir(),
 		Configuration: providerproto.Configuration{
 			ID:                    "wireguard",
 			Name:                  "WireGuard interop",
@@ -310,7 +162,7 @@ func testInterop(t *testing.T, providerPath string, underlay6 bool) {
 			Secret:                providerproto.Secret(secret),
 		},
 	})
-	r := h.call(t, "start")
+	r := h.Call(t, "start")
 	if r.Err != "" || r.State != "connected" || r.PID == 0 {
 		t.Fatalf("start: %+v, want connected", r)
 	}
@@ -347,7 +199,7 @@ func testInterop(t *testing.T, providerPath string, underlay6 bool) {
 	})
 
 	t.Run("stats", func(t *testing.T) {
-		r := h.call(t, "stats")
+		r := h.Call(t, "stats")
 		if r.Err != "" {
 			t.Fatal(r.Err)
 		}
@@ -370,7 +222,7 @@ func testInterop(t *testing.T, providerPath string, underlay6 bool) {
 		t.Logf("provider peak RSS: %s", hwm)
 	}
 
-	r = h.call(t, "stop")
+	r = h.Call(t, "stop")
 	if r.Err != "" || r.State != "disconnected" {
 		t.Fatalf("stop: %+v, want disconnected", r)
 	}
@@ -378,7 +230,7 @@ func testInterop(t *testing.T, providerPath string, underlay6 bool) {
 	if diff := cmp.Diff(before, tp.Client.Snapshot(t)); diff != "" {
 		t.Errorf("client namespace changed (-before +after):\n%s", diff)
 	}
-	if strings.Contains(h.proc.Out.String(), clientKeys.priv.String()) || strings.Contains(h.proc.Out.String(), psk.String()) {
+	if strings.Contains(h.Log(), clientKeys.priv.String()) || strings.Contains(h.Log(), psk.String()) {
 		t.Error("a secret key appears in the host's or the provider's log")
 	}
 }
