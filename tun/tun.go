@@ -158,8 +158,8 @@ type Options struct {
 	// Read or Write. Its descriptor stays out of the Go runtime's poller,
 	// so traffic through the interface never wakes this process. (A
 	// descriptor in the poller is woken for every packet the kernel queues
-	// on the device, whoever reads it.) The receiver puts the shared
-	// descriptor into non-blocking mode for its own poller.
+	// on the device, whoever reads it.) The descriptor is non-blocking,
+	// as every Device's is.
 	HandOver bool
 
 	// Logger receives the offload probe results at debug level and

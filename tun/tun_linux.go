@@ -135,8 +135,8 @@ func create(name string, kind Kind, vnetHdr bool) (int, error) {
 
 // newDevice wraps fd, which must be attached to an interface. It owns fd:
 // on failure fd is closed. A device for hand-over (Options.HandOver) gets
-// no data path: fd stays in blocking mode, so that os.NewFile leaves it
-// out of the runtime's poller.
+// no data path: fd is in blocking mode when os.NewFile wraps it, so that
+// the runtime leaves it out of its poller, and non-blocking afterwards.
 func newDevice(fd int, handOver bool) (Device, error) {
 	ifr, err := unix.NewIfreq("")
 	if err != nil {
@@ -196,6 +196,14 @@ func newDevice(fd int, handOver bool) (Device, error) {
 	}
 	if handOver {
 		d.file = os.NewFile(uintptr(fd), cloneDevicePath)
+		// The receiver gets a non-blocking descriptor, as from any
+		// other device. os.NewFile has decided already: the file stays
+		// out of the poller, and this process never reads it.
+		if err := unix.SetNonblock(fd, true); err != nil {
+			d.file.Close()
+			unix.Close(d.ifSock)
+			return nil, fmt.Errorf("tun: device %q: %w", name, err)
+		}
 		d.events = make(chan wgtun.Event)
 		return d, nil
 	}

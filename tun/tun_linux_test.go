@@ -830,6 +830,9 @@ func TestHandOverDevice(t *testing.T) {
 		if fd := fdOf(t, dev.File()); polled[fd] {
 			t.Errorf("%v: the hand-over device's descriptor %d is in the poller", opts, fd)
 		}
+		if fl, err := unix.FcntlInt(uintptr(fdOf(t, dev.File())), unix.F_GETFL, 0); err != nil || fl&unix.O_NONBLOCK == 0 {
+			t.Errorf("%v: the descriptor to hand over is blocking (flags %#x, %v), want non-blocking as any device's", opts, fl, err)
+		}
 		if fd := fdOf(t, plain.File()); !polled[fd] {
 			t.Errorf("%v: a readable device's descriptor %d is not in the poller (the check sees nothing)", opts, fd)
 		}
