@@ -84,9 +84,7 @@ func NewBind(lc *net.ListenConfig, opts BindOptions) *Bind {
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = DefaultBindBatchSize
 	}
-	if opts.BatchSize > conn.IdealBatchSize {
-		opts.BatchSize = conn.IdealBatchSize
-	}
+	opts.BatchSize = min(opts.BatchSize, MaxBindBatchSize)
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
