@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -37,6 +38,12 @@ func newOSBackend(ns netns.NsHandle) (backend, error) {
 	if err != nil {
 		ns.Close()
 		return nil, err
+	}
+	// As for rtnl: a kernel that stops answering is an error, not a hang.
+	if err := h.SetSocketTimeout(recvTimeout * time.Second); err != nil {
+		h.Close()
+		ns.Close()
+		return nil, fmt.Errorf("netlink timeout: %w", err)
 	}
 	c, err := openRTNL(ns)
 	if err != nil {
