@@ -458,6 +458,12 @@ func (e *Endpoint) netToDevice(dev tun.Device) error {
 				continue
 			}
 			buf := store[len(out)]
+			if len(m.Buf)-Overhead > len(buf)-writeOffset {
+				// Larger than any packet the peer may send: with GRO,
+				// the socket's buffers let such datagrams through.
+				e.stats.droppedMalformed.Add(1)
+				continue
+			}
 			pt, err := op.open(s, buf[writeOffset:writeOffset], m.Buf)
 			switch err {
 			case nil:

@@ -230,6 +230,26 @@ func TestServerFollowsClient(t *testing.T) {
 	}
 }
 
+// An authenticated datagram larger than any packet the endpoint receives
+// (which the socket lets through when it coalesces with GRO) is dropped as
+// malformed; the tunnel goes on.
+func TestOversizeDatagramDropped(t *testing.T) {
+	p := newPair(t, Config{})
+	if !p.server.Stats().GRO {
+		t.Skip("no UDP GRO: the socket itself drops oversize datagrams")
+	}
+	cs := p.client.session.Load()
+	p.clientConnSend(t, sealed(cs, cs.sendCounter.Add(1)-1, make([]byte, 2*maxPacket)))
+	pkt := must(tuntest.ICMPEcho(netip.MustParseAddr("10.99.0.2"), netip.MustParseAddr("10.99.0.1"), 1, 1, nil))
+	p.clientDev.Inbound <- bytes.Clone(pkt)
+	if got := receivePacket(t, p.serverDev); !bytes.Equal(got, pkt) {
+		t.Fatalf("server got %x, want %x", got, pkt)
+	}
+	if s := p.server.Stats(); s.DroppedMalformed != 1 || s.RxPackets != 1 {
+		t.Errorf("server stats %+v, want 1 dropped as malformed and 1 packet received", s)
+	}
+}
+
 // clientConnSend sends a datagram from the client's own socket.
 func (p *testPair) clientConnSend(t testing.TB, msg []byte) {
 	t.Helper()
