@@ -83,19 +83,12 @@ func (s *Server) serveList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cs, err := s.backend.Configurations(r.Context())
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, apitype.ConfigurationList{Configurations: nonNil(cs)})
+	s.answer(w, r, apitype.ConfigurationList{Configurations: nonNil(cs)}, err)
 }
 
 func (s *Server) serveCreate(w http.ResponseWriter, r *http.Request) {
-	if !method(w, r, http.MethodPost) || !s.permitWrite(w, r) {
-		return
-	}
 	var req apitype.CreateRequest
-	if !s.decode(w, r, &req, false) {
+	if !s.change(w, r, http.MethodPost, &req, false) {
 		return
 	}
 	if req.Configuration.Name == "" {
@@ -127,19 +120,12 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, err := s.backend.Configuration(r.Context(), r.PathValue("name"))
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, c)
+	s.answer(w, r, c, err)
 }
 
 func (s *Server) serveUpdate(w http.ResponseWriter, r *http.Request) {
-	if !method(w, r, http.MethodPut) || !s.permitWrite(w, r) {
-		return
-	}
 	var req apitype.UpdateRequest
-	if !s.decode(w, r, &req, false) {
+	if !s.change(w, r, http.MethodPut, &req, false) {
 		return
 	}
 	name := r.PathValue("name")
@@ -190,11 +176,8 @@ func (s *Server) serveEnable(w http.ResponseWriter, r *http.Request)  { s.setEna
 func (s *Server) serveDisable(w http.ResponseWriter, r *http.Request) { s.setEnabled(w, r, false) }
 
 func (s *Server) setEnabled(w http.ResponseWriter, r *http.Request, enabled bool) {
-	if !method(w, r, http.MethodPost) || !s.permitWrite(w, r) {
-		return
-	}
 	var req apitype.EnableRequest
-	if !s.decode(w, r, &req, true) {
+	if !s.change(w, r, http.MethodPost, &req, true) {
 		return
 	}
 	c, err := s.backend.SetEnabled(r.Context(), r.PathValue("name"), enabled, req.Generation)
@@ -211,11 +194,7 @@ func (s *Server) serveStatuses(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sts, err := s.backend.Statuses(r.Context())
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, apitype.StatusList{Sessions: nonNil(sts)})
+	s.answer(w, r, apitype.StatusList{Sessions: nonNil(sts)}, err)
 }
 
 func (s *Server) serveStatus(w http.ResponseWriter, r *http.Request) {
@@ -223,11 +202,7 @@ func (s *Server) serveStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st, err := s.backend.Status(r.Context(), r.PathValue("name"))
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, st)
+	s.answer(w, r, st, err)
 }
 
 func (s *Server) serveLastError(w http.ResponseWriter, r *http.Request) {
@@ -235,19 +210,12 @@ func (s *Server) serveLastError(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st, err := s.backend.Status(r.Context(), r.PathValue("name"))
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, apitype.LastErrorResponse{LastError: st.LastError})
+	s.answer(w, r, apitype.LastErrorResponse{LastError: st.LastError}, err)
 }
 
 func (s *Server) serveStart(w http.ResponseWriter, r *http.Request) {
-	if !method(w, r, http.MethodPost) || !s.permitWrite(w, r) {
-		return
-	}
 	var req apitype.StartRequest
-	if !s.decode(w, r, &req, true) {
+	if !s.change(w, r, http.MethodPost, &req, true) {
 		return
 	}
 	name := r.PathValue("name")
@@ -261,11 +229,8 @@ func (s *Server) serveStart(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serveStop(w http.ResponseWriter, r *http.Request) {
-	if !method(w, r, http.MethodPost) || !s.permitWrite(w, r) {
-		return
-	}
 	var req apitype.StopRequest
-	if !s.decode(w, r, &req, true) {
+	if !s.change(w, r, http.MethodPost, &req, true) {
 		return
 	}
 	if req.Reason == "" {
@@ -282,19 +247,12 @@ func (s *Server) serveStop(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serveMessage(w http.ResponseWriter, r *http.Request) {
-	if !method(w, r, http.MethodPost) || !s.permitWrite(w, r) {
-		return
-	}
 	var req apitype.MessageRequest
-	if !s.decode(w, r, &req, false) {
+	if !s.change(w, r, http.MethodPost, &req, false) {
 		return
 	}
 	reply, err := s.backend.SendMessage(r.Context(), r.PathValue("name"), req.Data)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, apitype.MessageResponse{Data: reply})
+	s.answer(w, r, apitype.MessageResponse{Data: reply}, err)
 }
 
 func (s *Server) serveProviders(w http.ResponseWriter, r *http.Request) {
@@ -302,11 +260,24 @@ func (s *Server) serveProviders(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ps, err := s.backend.Providers(r.Context())
+	s.answer(w, r, apitype.ProviderList{Providers: nonNil(ps)}, err)
+}
+
+// change begins a request that changes things: it checks the method and
+// the caller's permission, and decodes the body into req (see decode). It
+// reports whether to go on; when not, it has answered.
+func (s *Server) change(w http.ResponseWriter, r *http.Request, m string, req any, optional bool) bool {
+	return method(w, r, m) && s.permitWrite(w, r) && s.decode(w, r, req, optional)
+}
+
+// answer answers with v as JSON (200 OK), or with err, which the backend
+// returned, when it is not nil (see fail).
+func (s *Server) answer(w http.ResponseWriter, r *http.Request, v any, err error) {
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, apitype.ProviderList{Providers: nonNil(ps)})
+	writeJSON(w, http.StatusOK, v)
 }
 
 // decode reads r's body as one JSON value into v, strictly: unknown fields
