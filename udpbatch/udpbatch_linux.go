@@ -382,13 +382,12 @@ func gsoFailure(errno unix.Errno) bool {
 }
 
 // pack fills the send slots from msgs, grouping datagrams for GSO, and
-// returns the number of slots filled and of messages they carry. A message
-// the socket cannot address gets a slot of its own without a name, which
-// the kernel then refuses; pack does not judge.
+// returns the number of slots filled and of messages they carry; msgs[i]
+// goes in s.wiov[i]. A message the socket cannot address gets a slot of its
+// own without a name, which the kernel then refuses; pack does not judge.
 func (c *Conn) pack(msgs []Message) (slots, used int) {
 	s := &c.sys
 	gso := s.gso.Load()
-	iov := 0
 	for used < len(msgs) && slots < len(s.whs) {
 		m := msgs[used]
 		h := &s.whs[slots].Hdr
@@ -400,9 +399,8 @@ func (c *Conn) pack(msgs []Message) (slots, used int) {
 				h.Namelen = uint32(n)
 			}
 		}
-		first := iov
-		setIov(&s.wiov[iov], m.Buf)
-		iov++
+		first := used
+		setIov(&s.wiov[used], m.Buf)
 		used++
 		count, seg, total := 1, len(m.Buf), len(m.Buf)
 		if gso && seg > 0 {
@@ -416,8 +414,7 @@ func (c *Conn) pack(msgs []Message) (slots, used int) {
 				if next.Addr != m.Addr || n == 0 || n > seg || total+n > limit {
 					break
 				}
-				setIov(&s.wiov[iov], next.Buf)
-				iov++
+				setIov(&s.wiov[used], next.Buf)
 				used++
 				count++
 				total += n
