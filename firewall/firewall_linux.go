@@ -5,11 +5,13 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
+	mnl "github.com/mdlayher/netlink"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -71,8 +73,16 @@ func dupNS(h netns.NsHandle) (netns.NsHandle, error) {
 	return netns.NsHandle(fd), nil
 }
 
+// netlinkTimeout bounds each nftables operation and each answer read from
+// a netlink socket: a kernel that stops answering is an error, not a hang.
+const netlinkTimeout = 10 * time.Second
+
+// conn returns a connection to nftables in our namespace. It dials a
+// socket for each operation, and each socket gets netlinkTimeout.
 func (m *Manager) conn() (*nftables.Conn, error) {
-	c, err := nftables.New(nftables.WithNetNSFd(int(m.ns)))
+	c, err := nftables.New(nftables.WithNetNSFd(int(m.ns)), nftables.WithSockOptions(func(c *mnl.Conn) error {
+		return c.SetDeadline(time.Now().Add(netlinkTimeout))
+	}))
 	if err != nil {
 		return nil, fmt.Errorf("firewall: opening nftables: %w", err)
 	}
@@ -456,9 +466,9 @@ func LocalNetworks(opts Options, except ...string) ([]netip.Prefix, error) {
 		return nil, err
 	}
 	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+	h, err := openNetlink(ns, unix.NETLINK_ROUTE)
 	if err != nil {
-		return nil, fmt.Errorf("firewall: opening netlink: %w", err)
+		return nil, err
 	}
 	defer h.Close()
 	skip := map[int]bool{}
@@ -496,4 +506,18 @@ func LocalNetworks(opts Options, except ...string) ([]netip.Prefix, error) {
 		}
 	}
 	return mergePrefixes(out), nil
+}
+
+// openNetlink opens a netlink handle in ns for the given families, whose
+// reads time out after netlinkTimeout.
+func openNetlink(ns netns.NsHandle, families ...int) (*netlink.Handle, error) {
+	h, err := netlink.NewHandleAt(ns, families...)
+	if err != nil {
+		return nil, fmt.Errorf("firewall: opening netlink: %w", err)
+	}
+	if err := h.SetSocketTimeout(netlinkTimeout); err != nil {
+		h.Close()
+		return nil, fmt.Errorf("firewall: netlink timeout: %w", err)
+	}
+	return h, nil
 }

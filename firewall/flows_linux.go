@@ -54,9 +54,9 @@ func (m *Manager) CutFlows(except ...netip.Prefix) (CutStats, error) {
 	}
 	p, cfg := m.plan, m.applied
 
-	h, err := netlink.NewHandleAt(m.ns, unix.NETLINK_ROUTE, unix.NETLINK_NETFILTER)
+	h, err := openNetlink(m.ns, unix.NETLINK_ROUTE, unix.NETLINK_NETFILTER)
 	if err != nil {
-		return st, fmt.Errorf("firewall: opening netlink: %w", err)
+		return st, err
 	}
 	defer h.Close()
 	tunnelIndex := map[uint32]bool{}
