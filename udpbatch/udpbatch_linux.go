@@ -339,15 +339,18 @@ func (c *Conn) writeBatch(msgs []Message) (int, error) {
 				return sent, err
 			}
 			c.stats.syscalls.Add(1)
-			for range s.wn {
-				sent += s.wcount[s.wfrom]
-				done += s.wcount[s.wfrom]
-				c.stats.sent.Add(uint64(s.wcount[s.wfrom]))
-				if s.wcount[s.wfrom] > 1 {
-					c.stats.sentGSO.Add(1)
+			accepted, groups := 0, 0 // in the slots the kernel took
+			for _, k := range s.wcount[s.wfrom : s.wfrom+s.wn] {
+				accepted += k
+				if k > 1 {
+					groups++
 				}
-				s.wfrom++
 			}
+			s.wfrom += s.wn
+			sent += accepted
+			done += accepted
+			c.stats.sent.Add(uint64(accepted))
+			c.stats.sentGSO.Add(uint64(groups))
 			if s.werr == 0 {
 				continue
 			}
