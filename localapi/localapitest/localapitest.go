@@ -16,7 +16,7 @@ import (
 	"github.com/netext/netext/localapi"
 )
 
-// Epoch is the fake clock's time unless Backend.Now is set.
+// Epoch is the fake clock's time unless Backend.SetClock was called.
 var Epoch = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$`)
@@ -135,13 +135,8 @@ func (b *Backend) Configurations(context.Context) ([]apitype.Configuration, erro
 
 // Configuration implements localapi.Backend.
 func (b *Backend) Configuration(_ context.Context, name string) (apitype.Configuration, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	e, err := b.lookupLocked(name)
-	if err != nil {
-		return apitype.Configuration{}, err
-	}
-	return e.conf, nil
+	e, err := b.lookup(name)
+	return e.conf, err
 }
 
 // CreateConfiguration implements localapi.Backend.
@@ -289,13 +284,8 @@ func (b *Backend) Statuses(context.Context) ([]apitype.SessionStatus, error) {
 
 // Status implements localapi.Backend.
 func (b *Backend) Status(_ context.Context, name string) (apitype.SessionStatus, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	e, err := b.lookupLocked(name)
-	if err != nil {
-		return apitype.SessionStatus{}, err
-	}
-	return e.status, nil
+	e, err := b.lookup(name)
+	return e.status, err
 }
 
 // SendMessage implements localapi.Backend.
@@ -334,6 +324,18 @@ func (b *Backend) Providers(context.Context) ([]apitype.ProviderInfo, error) {
 func (b *Backend) setLocked(e *entry, st apitype.SessionStatus) {
 	e.status = st
 	b.events.Publish(st)
+}
+
+// lookup returns a copy of the entry of name, or the zero entry and
+// CodeNotFound.
+func (b *Backend) lookup(name string) (entry, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e, err := b.lookupLocked(name)
+	if err != nil {
+		return entry{}, err
+	}
+	return *e, nil
 }
 
 func (b *Backend) lookupLocked(name string) (*entry, error) {
