@@ -140,6 +140,7 @@ func (c *Conn) init() error {
 		h.Name = &s.rnames[i][0]
 		h.Iov = &s.riov[i]
 		h.SetIovlen(1)
+		h.Control = &s.rctl[i*groControlSize]
 	}
 	s.recvFn = c.recvmmsg
 
@@ -199,9 +200,10 @@ func (c *Conn) readBatch(msgs []Message) (int, error) {
 func (c *Conn) receive() error {
 	s := &c.sys
 	for i := range s.rhs {
+		// Reset what the kernel wrote back; the pointers stay as init
+		// set them.
 		h := &s.rhs[i].Hdr
 		h.Namelen = sockaddrSize
-		h.Control = &s.rctl[i*groControlSize]
 		h.SetControllen(groControlSize)
 		h.Flags = 0
 		s.rhs[i].Len = 0
