@@ -3,196 +3,36 @@ package dns
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/godbus/dbus/v5"
 	"github.com/google/go-cmp/cmp"
+	"github.com/netext/netext/internal/dnstesting"
 	"github.com/netext/netext/internal/nettest"
 	"go.uber.org/goleak"
 )
-
-// The real systemd-resolved, unpacked from Debian's package by
-// scripts/setup.sh without installing it.
-const resolvedDirDefault = "/var/cache/netext/systemd-resolved"
-
-// resolvedFiles returns the daemon and resolvectl, or skips t (fails it under
-// NETEXT_REQUIRE_ROOT_TESTS=1) when they are missing.
-func resolvedFiles(t *testing.T) (daemon, resolvectl string) {
-	t.Helper()
-	dir := os.Getenv("NETEXT_RESOLVED_DIR")
-	if dir == "" {
-		dir = resolvedDirDefault
-	}
-	find := func(names ...string) string {
-		for _, n := range names {
-			if fi, err := os.Stat(filepath.Join(dir, n)); err == nil && fi.Mode()&0o111 != 0 {
-				return filepath.Join(dir, n)
-			}
-		}
-		return ""
-	}
-	daemon = find("lib/systemd/systemd-resolved", "usr/lib/systemd/systemd-resolved")
-	resolvectl = find("usr/bin/resolvectl", "bin/resolvectl")
-	_, busErr := exec.LookPath("dbus-daemon")
-	if daemon == "" || resolvectl == "" || busErr != nil {
-		msg := fmt.Sprintf("systemd-resolved (in %s) or dbus-daemon missing; run scripts/setup.sh as root", dir)
-		if os.Getenv(nettest.RequireRootEnv) == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return daemon, resolvectl
-}
 
 // resolvedEnv is systemd-resolved running in a network namespace of its
 // own, with a tmpfs over /run/systemd in its mount namespace and a private
 // system bus.
 type resolvedEnv struct {
-	t          *testing.T
-	ns         *nettest.NS
-	daemon     string
-	resolvectl string
-	bus        string // the bus's address
-	conn       *dbus.Conn
-	cmd        *exec.Cmd     // the running resolved
-	exited     chan struct{} // closed when it has exited
+	*dnstesting.Resolved
+	t  *testing.T
+	ns *nettest.NS
 }
-
-const busConfig = `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path=%s</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <allow own="*"/>
-    <allow send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_type="method_return"/>
-    <allow send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="signal"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-  </policy>
-</busconfig>
-`
 
 func newResolvedEnv(t *testing.T) *resolvedEnv {
 	nettest.RequireRoot(t)
-	daemon, resolvectl := resolvedFiles(t)
-	e := &resolvedEnv{t: t, daemon: daemon, resolvectl: resolvectl}
-
-	// resolved drops its privileges to this user.
-	if _, err := user.Lookup("systemd-resolve"); err != nil {
-		out, err := exec.Command("useradd", "--system", "--no-create-home", "--home-dir", "/run/systemd",
-			"--shell", "/usr/sbin/nologin", "systemd-resolve").CombinedOutput()
-		if err != nil {
-			t.Fatalf("useradd: %v: %s", err, out)
-		}
-		t.Cleanup(func() {
-			if out, err := exec.Command("userdel", "systemd-resolve").CombinedOutput(); err != nil {
-				t.Errorf("userdel: %v: %s", err, out)
-			}
-		})
-	}
-
-	// resolved connects to the bus after dropping its privileges: the
-	// socket's directory must be open to it.
-	dir, err := os.MkdirTemp("", "netext-dns-bus-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(dir, "bus")
-	conf := filepath.Join(dir, "bus.conf")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf(busConfig, sock)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	bus := exec.Command("dbus-daemon", "--config-file="+conf, "--nofork", "--nopidfile")
-	bus.Stderr = &testWriter{t: t}
-	bus.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := bus.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bus.Process.Kill(); bus.Wait() })
-	e.bus = "unix:path=" + sock
-	waitFor(t, 10*time.Second, "the private bus", func() bool {
-		c, err := dbus.Connect(e.bus)
-		if err == nil {
-			e.conn = c
-		}
-		return err == nil
-	})
-	t.Cleanup(func() { e.conn.Close() })
-
-	e.ns = nettest.NewNS(t)
-	e.start()
-	t.Cleanup(e.stop)
-	return e
+	ns := nettest.NewNS(t)
+	return &resolvedEnv{Resolved: dnstesting.StartResolved(t, ns), t: t, ns: ns}
 }
 
-func (e *resolvedEnv) dial() func() (*dbus.Conn, error) { return busDialer(e.bus) }
-
-// start runs resolved in the namespace, with a fresh tmpfs over
-// /run/systemd (resolved keeps per-link state there: a fresh one makes a
-// restart forget everything, so what comes back is what we push again).
-func (e *resolvedEnv) start() {
-	t := e.t
-	t.Helper()
-	script := `set -e
-[ -d /run/systemd ]
-mount -t tmpfs -o mode=755 tmpfs /run/systemd
-mkdir -p /run/systemd/resolve
-chown systemd-resolve:systemd-resolve /run/systemd/resolve
-exec "$0"`
-	cmd := e.ns.Command(context.Background(), "sh", "-c", script, e.daemon)
-	cmd.Env = append(os.Environ(), "DBUS_SYSTEM_BUS_ADDRESS="+e.bus, "SYSTEMD_LOG_LEVEL=info")
-	cmd.Stderr = &testWriter{t: t}
-	cmd.Stdout = cmd.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	e.cmd, e.exited = cmd, make(chan struct{})
-	go func(exited chan struct{}) { cmd.Wait(); close(exited) }(e.exited)
-	waitFor(t, 15*time.Second, "systemd-resolved on the bus", func() bool {
-		select {
-		case <-e.exited:
-			t.Fatalf("systemd-resolved exited: %v", cmd.ProcessState)
-		default:
-		}
-		var has bool
-		err := e.conn.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, resolvedName).Store(&has)
-		return err == nil && has
-	})
-}
-
-func (e *resolvedEnv) stop() {
-	if e.cmd == nil {
-		return
-	}
-	e.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-e.exited:
-	case <-time.After(10 * time.Second):
-		e.cmd.Process.Kill()
-		<-e.exited
-	}
-	e.cmd = nil
-}
+func (e *resolvedEnv) dial() func() (*dbus.Conn, error) { return busDialer(e.Bus) }
 
 // link is the D-Bus view of a link's settings in resolved.
 type link struct {
@@ -208,12 +48,12 @@ type link struct {
 func (e *resolvedEnv) link(index int) link {
 	e.t.Helper()
 	var path dbus.ObjectPath
-	mgr := e.conn.Object(resolvedName, resolvedPath)
+	mgr := e.Conn.Object(resolvedName, resolvedPath)
 	if err := mgr.Call(resolvedManager+".GetLink", 0, int32(index)).Store(&path); err != nil {
 		e.t.Fatalf("GetLink %d: %v", index, err)
 	}
 	var props map[string]dbus.Variant
-	obj := e.conn.Object(resolvedName, path)
+	obj := e.Conn.Object(resolvedName, path)
 	if err := obj.Call("org.freedesktop.DBus.Properties.GetAll", 0, "org.freedesktop.resolve1.Link").Store(&props); err != nil {
 		e.t.Fatalf("GetAll %s: %v", path, err)
 	}
@@ -236,15 +76,7 @@ func (e *resolvedEnv) link(index int) link {
 // runResolvectl runs resolvectl in the namespace.
 func (e *resolvedEnv) runResolvectl(args ...string) string {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	cmd := e.ns.Command(ctx, e.resolvectl, append([]string{"--no-pager"}, args...)...)
-	cmd.Env = append(os.Environ(), "DBUS_SYSTEM_BUS_ADDRESS="+e.bus, "SYSTEMD_COLORS=0")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		e.t.Fatalf("resolvectl %v: %v: %s", args, err, out)
-	}
-	return string(out)
+	return e.Resolvectl(e.t, args...)
 }
 
 // addLink adds a link that is down and returns its index.
@@ -318,8 +150,8 @@ func TestResolved(t *testing.T) {
 	}
 
 	t.Run("restart", func(t *testing.T) {
-		e.stop()
-		e.start()
+		e.Stop(t)
+		e.Start(e.t) // resolved serves the rest of the test
 		waitFor(t, 10*time.Second, "the link's DNS pushed again after resolved restarted", func() bool {
 			return cmp.Equal(e.link(tun0.Index), wantSplit)
 		})
@@ -382,13 +214,13 @@ func TestResolved(t *testing.T) {
 	stateDirEmpty(t, state)
 	// resolved's restart started a process of the test's own
 	goleak.VerifyNone(t, before, goleak.IgnoreAnyFunction("os/exec.(*Cmd).Start.func2"),
-		goleak.IgnoreAnyFunction("github.com/netext/netext/dns.(*resolvedEnv).start.func1"))
+		goleak.IgnoreAnyFunction("github.com/netext/netext/internal/testproc.Start.func1"))
 
 	t.Run("crash", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		cmd := e.ns.Command(ctx, os.Args[0], "-test.run=^TestChild$", "-test.v")
-		startChild(t, cmd, childSpec{Mode: ModeResolved, StateDir: state, Bus: e.bus, Link: tun0, Config: split})
+		startChild(t, cmd, childSpec{Mode: ModeResolved, StateDir: state, Bus: e.Bus, Link: tun0, Config: split})
 		if diff := cmp.Diff(e.link(tun0.Index), wantSplit); diff != "" {
 			t.Errorf("after the child's Set (-got +want):\n%s", diff)
 		}
