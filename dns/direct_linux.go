@@ -362,16 +362,13 @@ type watcher struct {
 	file  *os.File
 	check func() time.Duration
 
-	mu    sync.Mutex
-	fileW int // watch descriptor on the file; -1 none
-
 	quit     chan struct{}
 	done     chan struct{} // run returned
 	readDone chan struct{} // read returned
 }
 
 func newWatcher(path string, check func() time.Duration) (*watcher, error) {
-	w := &watcher{path: path, fd: -1, fileW: -1, check: check,
+	w := &watcher{path: path, fd: -1, check: check,
 		quit: make(chan struct{}), done: make(chan struct{}), readDone: make(chan struct{})}
 	events := make(chan struct{}, 1)
 	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
@@ -395,16 +392,14 @@ func newWatcher(path string, check func() time.Duration) (*watcher, error) {
 }
 
 // addFile (re)watches the file itself: changes in place (a bind mount) do
-// not show in its directory, and a replaced file is a new inode.
+// not show in its directory, and a replaced file is a new inode. A file
+// that cannot be watched is still seen through its directory and the
+// backstop. The caller holds the direct backend's lock.
 func (w *watcher) addFile() {
 	if w == nil || w.fd < 0 {
 		return
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if wd, err := unix.InotifyAddWatch(w.fd, w.path, unix.IN_MODIFY|unix.IN_CLOSE_WRITE|unix.IN_ATTRIB|unix.IN_DONT_FOLLOW); err == nil {
-		w.fileW = wd
-	}
+	_, _ = unix.InotifyAddWatch(w.fd, w.path, unix.IN_MODIFY|unix.IN_CLOSE_WRITE|unix.IN_ATTRIB|unix.IN_DONT_FOLLOW)
 }
 
 func (w *watcher) read(events chan<- struct{}) {
