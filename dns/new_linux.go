@@ -219,7 +219,7 @@ func cleanUpResolvconf(j *journal, o Options) error {
 		if rec == "" {
 			rec = r.record(Link{Name: l.Name})
 		}
-		if err := runResolvconf(r.prog, r.flavour, o.CallTimeout, rec); err != nil {
+		if err := r.deleteRecord(rec); err != nil {
 			errs = append(errs, fmt.Errorf("dns: removing record %q: %w", rec, err))
 			continue
 		}

@@ -109,7 +109,7 @@ func (r *resolvconf) apply(l Link, cfg *Config) error {
 }
 
 func (r *resolvconf) revert(l Link) error {
-	if err := runResolvconf(r.prog, r.flavour, r.timeout, r.record(l)); err != nil {
+	if err := r.deleteRecord(r.record(l)); err != nil {
 		return err
 	}
 	r.mu.Lock()
@@ -118,13 +118,13 @@ func (r *resolvconf) revert(l Link) error {
 	return nil
 }
 
-// runResolvconf deletes a record.
-func runResolvconf(prog, flavour string, timeout time.Duration, record string) error {
+// deleteRecord deletes a record.
+func (r *resolvconf) deleteRecord(record string) error {
 	args := []string{"-d", record}
-	if flavour != "debian" {
+	if r.flavour != "debian" {
 		args = append(args, "-f") // a missing record is not an error
 	}
-	return (&resolvconf{prog: prog, timeout: timeout}).run(nil, args...)
+	return r.run(nil, args...)
 }
 
 func (r *resolvconf) run(stdin []byte, args ...string) error {
