@@ -80,27 +80,36 @@ func (j *journal) remove(name string) error {
 }
 
 func (j *journal) writeLocked() error {
-	if len(j.entries) == 0 {
-		if err := os.Remove(j.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("removing the session journal: %w", err)
-		}
-		return nil
-	}
 	f := journalFile{Version: journalVersion, BootID: j.bootID}
 	for _, name := range slices.Sorted(maps.Keys(j.entries)) {
 		f.Sessions = append(f.Sessions, j.entries[name])
 	}
-	data, err := json.MarshalIndent(f, "", "  ")
+	return writeRecord(j.path, "the session journal", f, len(f.Sessions) == 0)
+}
+
+// writeRecord replaces the file at path with v as indented JSON, readable
+// by root only, through a temporary file renamed over it; with remove it
+// removes the file instead. It does not sync: the records describe the
+// network state, which a crash of the machine takes with it. what names
+// the file in errors.
+func writeRecord(path, what string, v any, remove bool) error {
+	if remove {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("removing %s: %w", what, err)
+		}
+		return nil
+	}
+	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	tmp := j.path + ".tmp"
+	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, append(data, '\n'), 0o600); err != nil {
-		return fmt.Errorf("writing the session journal: %w", err)
+		return fmt.Errorf("writing %s: %w", what, err)
 	}
-	if err := os.Rename(tmp, j.path); err != nil {
+	if err := os.Rename(tmp, path); err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("writing the session journal: %w", err)
+		return fmt.Errorf("writing %s: %w", what, err)
 	}
 	return nil
 }

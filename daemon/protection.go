@@ -393,25 +393,7 @@ func readProtection(path string) (protectionFile, error) {
 // writeProtection writes the record at path, or removes it when no guard
 // holds.
 func writeProtection(path string, f protectionFile) error {
-	if len(f.Guards) == 0 {
-		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("removing the leak protection record: %w", err)
-		}
-		return nil
-	}
-	data, err := json.MarshalIndent(f, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(data, '\n'), 0o600); err != nil {
-		return fmt.Errorf("writing the leak protection record: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("writing the leak protection record: %w", err)
-	}
-	return nil
+	return writeRecord(path, "the leak protection record", f, len(f.Guards) == 0)
 }
 
 // cleanUpProtection keeps, of the guards in the record, those that still
