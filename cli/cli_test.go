@@ -437,6 +437,54 @@ func TestWatch(t *testing.T) {
 	}
 }
 
+func TestConfigFieldFlags(t *testing.T) {
+	// Each field flag of config edit (shared with config add) changes its
+	// field and nothing else.
+	type conf = apitype.Configuration
+	tests := []struct {
+		args []string
+		want func(c *conf)
+	}{
+		{[]string{"--provider", "org.example.wireguard"}, func(c *conf) { c.ProviderID = "org.example.wireguard" }},
+		{[]string{"--server", "10.0.0.9"}, func(c *conf) { c.ServerAddress = "10.0.0.9" }},
+		{[]string{"--username", "ann"}, func(c *conf) { c.Username = "ann" }},
+		{[]string{"--description", "Lab"}, func(c *conf) { c.Description = "Lab" }},
+		{[]string{"--routing-method", "sourceApplication"}, func(c *conf) { c.RoutingMethod = "sourceApplication" }},
+		{[]string{"--provider-config", `{ "mtu": 1280 }`}, func(c *conf) { c.ProviderConfiguration = json.RawMessage(`{"mtu":1280}`) }},
+		{[]string{"--enabled=false"}, func(c *conf) { c.Enabled = false }},
+		{[]string{"--on-demand"}, func(c *conf) { c.OnDemand.Enabled = true }},
+		{[]string{"--include-all-networks"}, func(c *conf) { c.IncludeAllNetworks = true }},
+		{[]string{"--exclude-local-networks"}, func(c *conf) { c.ExcludeLocalNetworks = true }},
+		{[]string{"--enforce-routes"}, func(c *conf) { c.EnforceRoutes = true }},
+		{[]string{"--strict-dns"}, func(c *conf) { c.StrictDNS = true }},
+		{[]string{"--disconnect-on-sleep"}, func(c *conf) { c.DisconnectOnSleep = true }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.args[0], func(t *testing.T) {
+			e := newEnv(t)
+			e.seed(t)
+			ctx := context.Background()
+			before, err := e.be.Configuration(ctx, "office")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out, code := e.run(t, "", append([]string{"config", "edit", "office"}, tt.args...)...); code != 0 {
+				t.Fatalf("config edit failed:\n%s", out)
+			}
+			got, err := e.be.Configuration(ctx, "office")
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := before
+			tt.want(&want)
+			want.Generation, want.ModifiedAt = got.Generation, got.ModifiedAt
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("configuration (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 // replaceInstance hides the daemon's random instance id.
 func replaceInstance(s string) string {
 	i := strings.Index(s, `"instance":"`)
