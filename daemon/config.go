@@ -8,6 +8,7 @@ import (
 
 	"github.com/netext/netext/apitype"
 	"github.com/netext/netext/dns"
+	"github.com/netext/netext/firewall"
 	"github.com/netext/netext/netcfg"
 )
 
@@ -144,6 +145,12 @@ func (c *Config) netcfgOptions(i int) netcfg.Options {
 		Mark:         c.Mark,
 		StateDir:     c.netcfgDir(),
 	}
+}
+
+// firewallOptions returns the options of the leak protection's firewall:
+// the bypass mark, matched in full.
+func (c *Config) firewallOptions() firewall.Options {
+	return firewall.Options{Mark: c.Mark, MarkMask: c.Mark, Logger: c.Logger}
 }
 
 // interfaceName returns the tunnel interface name of slot i.

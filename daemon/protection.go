@@ -74,7 +74,7 @@ type protection struct {
 func newProtection(cfg Config) *protection {
 	p := &protection{
 		log:    cfg.Logger,
-		opts:   firewall.Options{Mark: cfg.Mark, MarkMask: cfg.Mark, Logger: cfg.Logger},
+		opts:   cfg.firewallOptions(),
 		path:   cfg.protectionPath(),
 		bootID: bootID(),
 		guards: map[string]*guard{},
@@ -422,7 +422,7 @@ func cleanUpProtection(cfg Config, st *store.Store) error {
 	if len(kept.Guards) > 0 {
 		return errors.Join(errs...)
 	}
-	fw, err := firewall.New(firewall.Options{Mark: cfg.Mark, MarkMask: cfg.Mark, Logger: log})
+	fw, err := firewall.New(cfg.firewallOptions())
 	if err != nil {
 		// Without nftables there is no table to remove.
 		log.Debug("cleanup: no firewall", "err", err)
