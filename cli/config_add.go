@@ -56,28 +56,42 @@ var configAddCommand = &command{
 
 // configFlags are the flags of config add and config edit.
 type configFlags struct {
-	file, secretFile                                                       string
-	provider, server, username, description, routing, providerConf         string
-	enabled, onDemand, includeAll, excludeLocal, enforce, strictDNS, sleep bool
+	file, secretFile string
+	// set holds, by name, what each of the other flags does to a
+	// configuration when it is given.
+	set map[string]func(*apitype.Configuration) error
 }
 
 func addConfigFlags(fs *flag.FlagSet) *configFlags {
-	f := &configFlags{}
+	type conf = apitype.Configuration
+	f := &configFlags{set: make(map[string]func(*conf) error)}
+	str := func(name, usage string, field func(*conf) *string) {
+		v := fs.String(name, "", usage)
+		f.set[name] = func(c *conf) error { *field(c) = *v; return nil }
+	}
+	boolean := func(name, usage string, field func(*conf) *bool) {
+		v := fs.Bool(name, false, usage)
+		f.set[name] = func(c *conf) error { *field(c) = *v; return nil }
+	}
 	fs.StringVar(&f.file, "file", "", "read the configuration from a JSON `FILE` (as config show --json prints it; - for stdin)")
 	fs.StringVar(&f.secretFile, "secret-file", "", "read the secret (password or key) from `FILE`, - for stdin; one trailing newline is dropped")
-	fs.StringVar(&f.provider, "provider", "", "provider `ID`, such as org.example.wireguard")
-	fs.StringVar(&f.server, "server", "", "server `ADDRESS`")
-	fs.StringVar(&f.username, "username", "", "user `NAME`")
-	fs.StringVar(&f.description, "description", "", "description `TEXT`")
-	fs.StringVar(&f.routing, "routing-method", "", "routing `METHOD`: destinationIP or sourceApplication")
-	fs.StringVar(&f.providerConf, "provider-config", "", "provider configuration as a `JSON` object, or @FILE")
-	fs.BoolVar(&f.enabled, "enabled", false, "enable the configuration")
-	fs.BoolVar(&f.onDemand, "on-demand", false, "turn VPN On Demand on")
-	fs.BoolVar(&f.includeAll, "include-all-networks", false, "route all traffic through the tunnel (kill switch)")
-	fs.BoolVar(&f.excludeLocal, "exclude-local-networks", false, "keep local networks outside the tunnel")
-	fs.BoolVar(&f.enforce, "enforce-routes", false, "give the tunnel's routes precedence over local ones")
-	fs.BoolVar(&f.strictDNS, "strict-dns", false, "while the tunnel is the DNS resolver, reject DNS to any other server")
-	fs.BoolVar(&f.sleep, "disconnect-on-sleep", false, "stop the session when the machine sleeps")
+	str("provider", "provider `ID`, such as org.example.wireguard", func(c *conf) *string { return &c.ProviderID })
+	str("server", "server `ADDRESS`", func(c *conf) *string { return &c.ServerAddress })
+	str("username", "user `NAME`", func(c *conf) *string { return &c.Username })
+	str("description", "description `TEXT`", func(c *conf) *string { return &c.Description })
+	str("routing-method", "routing `METHOD`: destinationIP or sourceApplication", func(c *conf) *string { return &c.RoutingMethod })
+	providerConf := fs.String("provider-config", "", "provider configuration as a `JSON` object, or @FILE")
+	f.set["provider-config"] = func(c *conf) (err error) {
+		c.ProviderConfiguration, err = parseProviderConfig(*providerConf)
+		return err
+	}
+	boolean("enabled", "enable the configuration", func(c *conf) *bool { return &c.Enabled })
+	boolean("on-demand", "turn VPN On Demand on", func(c *conf) *bool { return &c.OnDemand.Enabled })
+	boolean("include-all-networks", "route all traffic through the tunnel (kill switch)", func(c *conf) *bool { return &c.IncludeAllNetworks })
+	boolean("exclude-local-networks", "keep local networks outside the tunnel", func(c *conf) *bool { return &c.ExcludeLocalNetworks })
+	boolean("enforce-routes", "give the tunnel's routes precedence over local ones", func(c *conf) *bool { return &c.EnforceRoutes })
+	boolean("strict-dns", "while the tunnel is the DNS resolver, reject DNS to any other server", func(c *conf) *bool { return &c.StrictDNS })
+	boolean("disconnect-on-sleep", "stop the session when the machine sleeps", func(c *conf) *bool { return &c.DisconnectOnSleep })
 	return f
 }
 
@@ -85,33 +99,8 @@ func addConfigFlags(fs *flag.FlagSet) *configFlags {
 func (f *configFlags) apply(fs *flag.FlagSet, c *apitype.Configuration) error {
 	var err error
 	fs.Visit(func(fl *flag.Flag) {
-		switch fl.Name {
-		case "provider":
-			c.ProviderID = f.provider
-		case "server":
-			c.ServerAddress = f.server
-		case "username":
-			c.Username = f.username
-		case "description":
-			c.Description = f.description
-		case "routing-method":
-			c.RoutingMethod = f.routing
-		case "enabled":
-			c.Enabled = f.enabled
-		case "on-demand":
-			c.OnDemand.Enabled = f.onDemand
-		case "include-all-networks":
-			c.IncludeAllNetworks = f.includeAll
-		case "exclude-local-networks":
-			c.ExcludeLocalNetworks = f.excludeLocal
-		case "enforce-routes":
-			c.EnforceRoutes = f.enforce
-		case "strict-dns":
-			c.StrictDNS = f.strictDNS
-		case "disconnect-on-sleep":
-			c.DisconnectOnSleep = f.sleep
-		case "provider-config":
-			c.ProviderConfiguration, err = parseProviderConfig(f.providerConf)
+		if set := f.set[fl.Name]; set != nil && err == nil {
+			err = set(c)
 		}
 	})
 	return err
