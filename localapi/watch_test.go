@@ -139,6 +139,10 @@ func TestWatchSlowReader(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
+	// Every read below ends by then, so a stream that stalls fails the
+	// test instead of hanging it.
+	deadline, _ := ctx.Deadline()
+	conn.SetDeadline(deadline)
 	fmt.Fprintf(conn, "GET /v0/watch HTTP/1.1\r\nHost: netextd\r\n\r\n")
 	rd := bufio.NewReader(conn)
 	resp, err := http.ReadResponse(rd, nil)
