@@ -223,7 +223,11 @@ func (c *Config) Validate() error {
 		if c.ServerURL == "" {
 			bad("ServerURL", "", "required with DNS over HTTPS")
 		} else if msg := urlProblem(c.ServerURL); msg != "" {
-			bad("ServerURL", c.ServerURL, msg)
+			v := c.ServerURL
+			if u, err := url.Parse(v); err == nil && u.User != nil {
+				v = "" // the credentials stay out of errors and logs
+			}
+			bad("ServerURL", v, msg)
 		}
 	default:
 		bad("Protocol", c.Protocol.String(), "unknown protocol")

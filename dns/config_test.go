@@ -210,7 +210,7 @@ func TestValidate(t *testing.T) {
 		{name: "invalid DoH URL", mod: func(c *Config) { c.Protocol, c.ServerURL = HTTPS, "http://dns.example/" },
 			want: []string{`Config.ServerURL "http://dns.example/": want an https URL`}},
 		{name: "DoH URL with credentials", mod: func(c *Config) { c.Protocol, c.ServerURL = HTTPS, "https://u:p@dns.example/" },
-			want: []string{"credentials"}},
+			want: []string{"Config.ServerURL: credentials"}}, // the URL is not quoted
 		{name: "DoH URL unparsable", mod: func(c *Config) { c.Protocol, c.ServerURL = HTTPS, "https://[::1/" },
 			want: []string{"not a URL"}},
 		{name: "unknown protocol", mod: func(c *Config) { c.Protocol = 9 }, want: []string{"Config.Protocol"}},
