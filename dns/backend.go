@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -393,7 +394,7 @@ func (b *backend) Close() error {
 	}
 	b.closed = true
 	var errs []error
-	for _, name := range sortedKeys(b.links) {
+	for _, name := range slices.Sorted(maps.Keys(b.links)) {
 		errs = append(errs, b.revertLocked(name))
 	}
 	errs = append(errs, b.os.close())
@@ -408,7 +409,7 @@ func (b *backend) Close() error {
 func (b *backend) journalLinksLocked() error {
 	err := b.jr.update(func(j *journal) {
 		j.Links = j.Links[:0]
-		for _, name := range sortedKeys(b.links) {
+		for _, name := range slices.Sorted(maps.Keys(b.links)) {
 			l := b.links[name].link
 			jl := journalLink{Name: l.Name, Index: l.Index}
 			if r, ok := b.os.(interface{ record(Link) string }); ok {
@@ -421,13 +422,4 @@ func (b *backend) journalLinksLocked() error {
 		return fmt.Errorf("dns: writing the journal: %w", err)
 	}
 	return nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
