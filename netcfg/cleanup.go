@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 )
 
 // CleanUp removes what a previous run that did not shut down cleanly left
@@ -86,12 +87,11 @@ func cleanJournal(b backend, j *journal, logger *slog.Logger) error {
 			errs = append(errs, fmt.Errorf("listing rules: %w", err))
 		}
 		for _, r := range rules {
-			for _, k := range keys {
-				if r.key() == k && r.Protocol == j.Protocol {
-					if err := b.RuleDel(r); err != nil {
-						errs = append(errs, fmt.Errorf("deleting %s: %w", r, err))
-					}
-				}
+			if r.Protocol != j.Protocol || !slices.Contains(keys, r.key()) {
+				continue
+			}
+			if err := b.RuleDel(r); err != nil {
+				errs = append(errs, fmt.Errorf("deleting %s: %w", r, err))
 			}
 		}
 	}
