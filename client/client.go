@@ -15,12 +15,21 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/netext/netext/apitype"
 )
 
 // maxResponse bounds the size of a response body the client reads.
 const maxResponse = 64 << 20
+
+// responseTimeout bounds the wait for the daemon's answer to a request
+// (its status line and headers; a watch stream's events may come later).
+// It is longer than any deadline the daemon keeps for a request (the
+// session's longest is 30 s), so it ends only the wait on a daemon that
+// stalls, which would otherwise hang a caller without a deadline of its
+// own. A variable for tests.
+var responseTimeout = 2 * time.Minute
 
 // Client talks to netextd. Its zero value is ready to use: it connects to
 // the socket named by $NETEXT_SOCKET, or apitype.DefaultSocketPath. A
@@ -69,7 +78,8 @@ func (c *Client) http() *http.Client {
 			// The daemon authorizes per connection, connections over a
 			// unix socket are cheap, and no idle connection (with its
 			// goroutines) outlives a call.
-			DisableKeepAlives: true,
+			DisableKeepAlives:     true,
+			ResponseHeaderTimeout: responseTimeout,
 		}}
 	})
 	return c.hc

@@ -298,3 +298,36 @@ func TestWatchResumeQuery(t *testing.T) {
 		t.Errorf("query %q", query)
 	}
 }
+
+// A daemon that accepts a request and never answers makes the call fail
+// after the response timeout instead of hanging.
+func TestStalledDaemon(t *testing.T) {
+	defer client.SetResponseTimeout(200 * time.Millisecond)()
+	sock := filepath.Join(shortDir(t), "s")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			accepted <- c // read nothing, answer nothing
+		}
+	}()
+	c := &client.Client{Socket: sock}
+	ctx := ctxT(t) // the caller's own deadline must not be what ends the call
+	_, err = c.Configurations(ctx)
+	if err == nil {
+		t.Fatal("Configurations on a stalled daemon: no error")
+	}
+	if ctx.Err() != nil {
+		t.Errorf("the call ended with the caller's deadline (%v), not the client's response timeout", err)
+	}
+	select {
+	case conn := <-accepted:
+		conn.Close()
+	case <-time.After(10 * time.Second):
+		t.Error("the daemon never saw the connection")
+	}
+}
