@@ -17,6 +17,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/miekg/dns"
+
+	"github.com/netext/netext/internal/dnstesting"
 )
 
 func TestRouting(t *testing.T) {
@@ -115,7 +117,7 @@ func TestStreamConnectionReuse(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			serveDNS(t, &dns.Server{
+			dnstesting.Serve(t, &dns.Server{
 				Listener:      tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}}),
 				Handler:       s,
 				MaxTCPQueries: tt.perConn,

@@ -23,6 +23,8 @@ import (
 
 	"github.com/miekg/dns"
 	"go.uber.org/goleak"
+
+	"github.com/netext/netext/internal/dnstesting"
 )
 
 func TestMain(m *testing.M) {
@@ -159,15 +161,15 @@ func (s *testServer) serveHTTP(w http.ResponseWriter, req *http.Request) {
 func (s *testServer) start(t testing.TB, pc net.PacketConn, ln net.Listener) {
 	t.Helper()
 	s.addr = netip.MustParseAddrPort(pc.LocalAddr().String())
-	serveDNS(t, &dns.Server{PacketConn: pc, Handler: s})
-	serveDNS(t, &dns.Server{Listener: ln, Handler: s})
+	dnstesting.Serve(t, &dns.Server{PacketConn: pc, Handler: s})
+	dnstesting.Serve(t, &dns.Server{Listener: ln, Handler: s})
 }
 
 // startTLS serves DNS over TLS on ln until the test ends.
 func (s *testServer) startTLS(t testing.TB, ln net.Listener, cert tls.Certificate) netip.AddrPort {
 	t.Helper()
 	tl := tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}})
-	serveDNS(t, &dns.Server{Listener: tl, Handler: s})
+	dnstesting.Serve(t, &dns.Server{Listener: tl, Handler: s})
 	return netip.MustParseAddrPort(ln.Addr().String())
 }
 
@@ -183,26 +185,6 @@ func (s *testServer) startHTTPS(t testing.TB, ln net.Listener, cert tls.Certific
 	hs.StartTLS()
 	t.Cleanup(hs.Close)
 	return netip.MustParseAddrPort(ln.Addr().String())
-}
-
-// serveDNS runs srv until the test ends.
-func serveDNS(t testing.TB, srv *dns.Server) {
-	t.Helper()
-	started := make(chan struct{})
-	srv.NotifyStartedFunc = func() { close(started) }
-	done := make(chan error, 1)
-	go func() { done <- srv.ActivateAndServe() }()
-	select {
-	case <-started:
-	case err := <-done:
-		t.Fatalf("starting test DNS server: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("test DNS server did not start")
-	}
-	t.Cleanup(func() {
-		srv.Shutdown()
-		<-done
-	})
 }
 
 // listenLoopback opens UDP and TCP sockets on the same free port of

@@ -27,6 +27,7 @@ import (
 
 	mdns "github.com/miekg/dns"
 
+	"github.com/netext/netext/internal/dnstesting"
 	"github.com/netext/netext/internal/nettest"
 	"github.com/netext/netext/internal/testproc"
 	"github.com/netext/netext/providers/sample"
@@ -287,28 +288,9 @@ func startDNSServer(t *testing.T, ns *nettest.NS, name string, addr netip.Addr, 
 		t.Fatalf("%s DNS server: %v", name, err)
 	}
 	for _, srv := range []*mdns.Server{{PacketConn: pc, Handler: s}, {Listener: ln, Handler: s}} {
-		serve(t, srv)
+		dnstesting.Serve(t, srv)
 	}
 	return s
-}
-
-// serve runs srv until the test ends.
-func serve(t *testing.T, srv *mdns.Server) {
-	started := make(chan struct{})
-	srv.NotifyStartedFunc = func() { close(started) }
-	done := make(chan error, 1)
-	go func() { done <- srv.ActivateAndServe() }()
-	select {
-	case <-started:
-	case err := <-done:
-		t.Fatalf("DNS server: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("DNS server did not start within 10s")
-	}
-	t.Cleanup(func() {
-		srv.Shutdown()
-		<-done
-	})
 }
 
 func (s *dnsServer) ServeDNS(w mdns.ResponseWriter, req *mdns.Msg) {
@@ -391,7 +373,7 @@ func (s *dnsServer) serveTLS(t *testing.T, ns *nettest.NS, dir string) string {
 	}
 	dotConf := conf.Clone()
 	dotConf.NextProtos = []string{"dot"}
-	serve(t, &mdns.Server{Listener: tls.NewListener(dot, dotConf), Net: "tcp-tls", Handler: s})
+	dnstesting.Serve(t, &mdns.Server{Listener: tls.NewListener(dot, dotConf), Net: "tcp-tls", Handler: s})
 
 	hs := &http.Server{Handler: http.HandlerFunc(s.serveHTTP), TLSConfig: conf, ReadHeaderTimeout: 10 * time.Second}
 	done := make(chan error, 1)
