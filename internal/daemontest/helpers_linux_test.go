@@ -95,8 +95,8 @@ func newEnv(t *testing.T) *env {
 	e := &env{t: t, tp: tp, key: key, stateDir: filepath.Join(dir, "state"), socket: filepath.Join(dir, "netextd.sock")}
 	e.client = &client.Client{Socket: e.socket}
 	e.server = e.startServer(51900, "sample0", serverTunnel4)
-	waitPing(t, tp.Client, tp.ServerAddr4.Addr(), 15*time.Second)
-	waitNoTentative(t, tp.Client)
+	tp.Client.WaitPing(t, tp.ServerAddr4.Addr(), 15*time.Second)
+	tp.Client.WaitNoTentative(t)
 	return e
 }
 
@@ -110,37 +110,9 @@ func (e *env) startServer(port uint16, dev string, tunnel netip.Prefix) netip.Ad
 	if err := os.WriteFile(keyFile, []byte(e.key.Base64()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out := &lockedBuffer{}
 	cmd := e.tp.Server.Command(context.Background(), bin(t, "netext-sample-server"), "-listen", listen.String(),
 		"-key-file", keyFile, "-tun", dev, "-address", tunnel.String())
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("sample server %s log:\n%s", dev, out.String())
-		}
-	})
-	deadline := time.After(20 * time.Second)
-	for !strings.Contains(out.String(), "sample server: listening") {
-		select {
-		case err := <-exited:
-			t.Fatalf("sample server exited: %v\n%s", err, out.String())
-		case <-deadline:
-			t.Fatalf("sample server not listening after 20s:\n%s", out.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	testproc.Start(t, "sample server "+dev, cmd).WaitOutput(t, "sample server: listening", 20*time.Second)
 	return listen
 }
 
@@ -442,45 +414,8 @@ func providerPIDs(t *testing.T) []int {
 // waitPing pings dst from ns until it answers, for up to wait.
 func waitPing(t *testing.T, ns *nettest.NS, dst netip.Addr, wait time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	for {
-		err := ns.Ping(dst, 500*time.Millisecond)
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ping %v: %v", dst, err)
-		}
-	}
-}
-
-// waitNoTentative waits until ns has no IPv6 address whose duplicate
-// address detection still runs, so that snapshots stay stable.
-func waitNoTentative(t *testing.T, ns *nettest.NS) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for strings.TrimSpace(ns.Run(t, "ip", "-6", "addr", "show", "tentative")) != "" {
-		if time.Now().After(deadline) {
-			t.Fatal("IPv6 addresses still tentative")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	ns.WaitPing(t, dst, wait)
 }
 
 // lockedBuffer collects a child's output.
-type lockedBuffer struct {
-	mu  sync.Mutex // guards buf
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type lockedBuffer = testproc.Buffer
