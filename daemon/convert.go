@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 
 	"github.com/netext/netext/apitype"
 	"github.com/netext/netext/internal/providerproto"
@@ -197,5 +196,5 @@ func apiError(err error) error {
 	case errors.Is(err, context.DeadlineExceeded):
 		return &apitype.Error{Code: apitype.CodeTimeout, Message: err.Error()}
 	}
-	return fmt.Errorf("%w", err)
+	return err
 }
