@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/netext/netext/internal/atomicfile"
 )
 
 const journalVersion = 1
@@ -88,11 +90,17 @@ func (j *journal) writeLocked() error {
 }
 
 // writeRecord replaces the file at path with v as indented JSON, readable
-// by root only, through a temporary file renamed over it; with remove it
-// removes the file instead. It does not sync: the records describe the
-// network state, which a crash of the machine takes with it. what names
-// the file in errors.
+// by root only (package atomicfile); with remove it removes the file
+// instead. It does not sync: the records describe the network state,
+// which a crash of the machine takes with it. what names the file in
+// errors. Calls for one path must not overlap: each first removes the
+// temporary files that a killed daemon left behind.
 func writeRecord(path, what string, v any, remove bool) error {
+	pattern := "." + filepath.Base(path) + ".tmp-*"
+	stale, _ := filepath.Glob(filepath.Join(filepath.Dir(path), pattern))
+	for _, f := range stale {
+		os.Remove(f)
+	}
 	if remove {
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("removing %s: %w", what, err)
@@ -103,12 +111,8 @@ func writeRecord(path, what string, v any, remove bool) error {
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(data, '\n'), 0o600); err != nil {
-		return fmt.Errorf("writing %s: %w", what, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
+	o := atomicfile.Options{Pattern: pattern, Mode: 0o600, NoSync: true}
+	if err := atomicfile.WriteData(path, o, append(data, '\n')); err != nil {
 		return fmt.Errorf("writing %s: %w", what, err)
 	}
 	return nil

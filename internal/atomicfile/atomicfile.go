@@ -1,6 +1,8 @@
 // Package atomicfile replaces files so that a crash leaves either the old
 // or the new content, never a mix: a temporary file in the same folder,
-// written, synced and renamed over the target, then the folder synced.
+// written, synced and renamed over the target, then the folder synced
+// (the syncs can be left out for records that a crash of the machine
+// makes moot anyway).
 package atomicfile
 
 import (
@@ -24,6 +26,11 @@ type Options struct {
 	// root) is ignored.
 	Chown    bool
 	UID, GID int
+	// NoSync leaves out the syncs of the file and the folder: a crash of
+	// the process still leaves the old or the new content, a crash of the
+	// machine may leave either or none. For records of state that does
+	// not survive a reboot either.
+	NoSync bool
 }
 
 // Write replaces path with what write writes, through a buffer. On error
@@ -55,14 +62,19 @@ func Write(path string, o Options, write func(io.Writer) error) (err error) {
 	if err := w.Flush(); err != nil {
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		return err
+	if !o.NoSync {
+		if err := f.Sync(); err != nil {
+			return err
+		}
 	}
 	if err := f.Close(); err != nil {
 		return err
 	}
 	if err := os.Rename(f.Name(), path); err != nil {
 		return err
+	}
+	if o.NoSync {
+		return nil
 	}
 	return SyncDir(dir)
 }
