@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/netext/netext/dns"
+	"github.com/netext/netext/internal/dnsname"
 	"github.com/netext/netext/netsettings"
 )
 
@@ -74,7 +75,7 @@ func clash(aName string, a *claim, bName string, b *claim) string {
 	}
 	for _, da := range a.dnsDomains {
 		for _, db := range b.dnsDomains {
-			if inDomain(da, db) || inDomain(db, da) {
+			if dnsname.Within(da, db) || dnsname.Within(db, da) {
 				what = append(what, fmt.Sprintf("DNS domain %q of %q overlaps DNS domain %q of %q", da, aName, db, bName))
 			}
 		}
@@ -84,9 +85,4 @@ func clash(aName string, a *claim, bName string, b *claim) string {
 		what = append(what[:most], fmt.Sprintf("and %d more", len(what)-most))
 	}
 	return strings.Join(what, "; ")
-}
-
-// inDomain reports whether name is domain or within it.
-func inDomain(name, domain string) bool {
-	return name == domain || strings.HasSuffix(name, "."+domain)
 }

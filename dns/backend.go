@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/godbus/dbus/v5"
+
+	"github.com/netext/netext/internal/dnsname"
 )
 
 // Link names the tunnel interface a Config belongs to.
@@ -235,7 +237,7 @@ func conflict(caps Capabilities, mode Mode, a, b *Config) string {
 	for _, da := range a.MatchDomains {
 		for _, db := range b.MatchDomains {
 			da, db := normalize(da), normalize(db)
-			if inDomain(da, db) || inDomain(db, da) {
+			if dnsname.Within(da, db) || dnsname.Within(db, da) {
 				what = append(what, fmt.Sprintf("match domain %q overlaps %q", da, db))
 			}
 		}

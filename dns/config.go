@@ -300,9 +300,3 @@ func urlProblem(s string) string {
 	}
 	return ""
 }
-
-// inDomain reports whether name is domain or within it; "" is the root,
-// which holds every name.
-func inDomain(name, domain string) bool {
-	return domain == "" || name == domain || strings.HasSuffix(name, "."+domain)
-}

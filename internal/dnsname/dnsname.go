@@ -47,3 +47,10 @@ func LabelProblem(label string) string {
 	}
 	return ""
 }
+
+// Within reports whether name is domain or a name below it. Both are
+// compared as they are, so callers pass them in one form (lower case,
+// without the final dot); "" is the root, which holds every name.
+func Within(name, domain string) bool {
+	return domain == "" || name == domain || strings.HasSuffix(name, "."+domain)
+}
