@@ -291,7 +291,7 @@ func (v *problems) dns(path string, d *DNS) {
 		if !urlSet {
 			v.Add(upath, "", `required with protocol "https"`)
 		} else if msg := urlProblem(d.ServerURL, "https"); msg != "" {
-			v.Add(upath, d.ServerURL, msg)
+			v.Add(upath, urlValue(d.ServerURL), msg)
 		}
 	default:
 		v.Add(protoPath, d.Protocol.String(), "unknown protocol (want cleartext, tls or https)")
@@ -344,8 +344,18 @@ func hostNameProblem(s string) string {
 	return ""
 }
 
+// urlValue is a bad URL as a Problem's value: empty when the URL carries
+// credentials, which stay out of errors and logs.
+func urlValue(s string) string {
+	if u, err := url.Parse(s); err == nil && u.User != nil {
+		return ""
+	}
+	return s
+}
+
 // urlProblem returns what is wrong with u as an absolute URL with one of the
 // given schemes, or "".
+
 func urlProblem(s string, schemes ...string) string {
 	u, err := url.Parse(s)
 	if err != nil {
@@ -387,7 +397,7 @@ func (v *problems) proxy(path string, p *Proxy) {
 	hasURL, hasScript := p.ProxyAutoConfigurationURL != "", p.ProxyAutoConfigurationJavaScript != ""
 	if hasURL {
 		if msg := urlProblem(p.ProxyAutoConfigurationURL, "http", "https"); msg != "" {
-			v.Add(urlPath, p.ProxyAutoConfigurationURL, msg)
+			v.Add(urlPath, urlValue(p.ProxyAutoConfigurationURL), msg)
 		}
 	}
 	if hasScript && strings.TrimSpace(p.ProxyAutoConfigurationJavaScript) == "" {

@@ -220,7 +220,7 @@ func TestValidateErrors(t *testing.T) {
 		{"DoH URL without host", nil, func(s *Settings) { s.DNS.Protocol, s.DNS.ServerURL = DNSOverHTTPS, "https:///dns-query" },
 			[]Problem{{Path: "dns.serverURL", Value: "https:///dns-query", Message: "the URL has no host"}}},
 		{"DoH URL with credentials", nil, func(s *Settings) { s.DNS.Protocol, s.DNS.ServerURL = DNSOverHTTPS, "https://u:p@dns.example.net/" },
-			[]Problem{{Path: "dns.serverURL", Value: "https://u:p@dns.example.net/", Message: "credentials in the URL are not allowed"}}},
+			[]Problem{{Path: "dns.serverURL", Message: "credentials in the URL are not allowed"}}},
 		{"DoH with server name", nil, func(s *Settings) {
 			s.DNS.Protocol, s.DNS.ServerURL, s.DNS.ServerName = DNSOverHTTPS, "https://dns.example.net/dns-query", "dns.example.net"
 		}, []Problem{{Path: "dns.serverName", Value: "dns.example.net", Message: `only used with protocol "tls"; with "https" the name comes from serverURL`}}},
@@ -250,6 +250,8 @@ func TestValidateErrors(t *testing.T) {
 		}, []Problem{{Path: "proxy.proxyAutoConfigurationJavaScript", Value: "", Message: "set together with proxyAutoConfigurationURL; give one of them"}}},
 		{"PAC URL scheme", withProxy, func(s *Settings) { s.Proxy.ProxyAutoConfigurationURL = "ftp://wpad.example.com/proxy.pac" },
 			[]Problem{{Path: "proxy.proxyAutoConfigurationURL", Value: "ftp://wpad.example.com/proxy.pac", Message: "want a http or https URL"}}},
+		{"PAC URL with credentials", withProxy, func(s *Settings) { s.Proxy.ProxyAutoConfigurationURL = "https://bob:secret@wpad.example/proxy.pac" },
+			[]Problem{{Path: "proxy.proxyAutoConfigurationURL", Message: "credentials in the URL are not allowed"}}},
 		{"PAC URL unparseable", withProxy, func(s *Settings) { s.Proxy.ProxyAutoConfigurationURL = "http://wpad.example/%zz" },
 			[]Problem{{Path: "proxy.proxyAutoConfigurationURL", Value: "http://wpad.example/%zz", Message: `not a URL: invalid URL escape "%zz"`}}},
 		{"blank PAC script", withProxy, func(s *Settings) { s.Proxy.ProxyAutoConfigurationJavaScript = " \n" },
