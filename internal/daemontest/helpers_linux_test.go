@@ -84,14 +84,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir, err := os.MkdirTemp(root, "t-")
-	if err == nil {
-		err = os.Chmod(dir, 0o755) // for the socket
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := testproc.DirIn(t, root)
 	e := &env{t: t, tp: tp, key: key, stateDir: filepath.Join(dir, "state"), socket: filepath.Join(dir, "netextd.sock")}
 	e.client = &client.Client{Socket: e.socket}
 	e.server = e.startServer(51900, "sample0", serverTunnel4)

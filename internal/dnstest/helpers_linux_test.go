@@ -88,14 +88,7 @@ func newEnv(t *testing.T, resolvConf string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir, err := os.MkdirTemp(root, "t-")
-	if err == nil {
-		err = os.Chmod(dir, 0o755) // for the socket
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := testproc.DirIn(t, root)
 	e := &env{t: t, tp: tp, key: key, dir: dir}
 	e.setResolvConf(resolvConf)
 	e.server = e.startSampleServer(51900)

@@ -23,7 +23,7 @@ import (
 //		}))
 //	}
 func Run(m *testing.M, pattern string, setup func(dir string) error) int {
-	dir, err := mkdir(pattern)
+	dir, err := mkdir("", pattern)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -39,11 +39,18 @@ func Run(m *testing.M, pattern string, setup func(dir string) error) int {
 }
 
 // Dir returns a fresh directory that every user may enter, for
-// executables, and removes it in t.Cleanup. (The directory of t.TempDir
-// is private to its owner.)
+// executables and sockets, and removes it in t.Cleanup. (The directory of
+// t.TempDir is private to its owner.)
 func Dir(t testing.TB) string {
 	t.Helper()
-	dir, err := mkdir("netext-test-")
+	return DirIn(t, "")
+}
+
+// DirIn is [Dir] with the directory in parent; "" is the default directory
+// for temporary files.
+func DirIn(t testing.TB, parent string) string {
+	t.Helper()
+	dir, err := mkdir(parent, "netext-test-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,9 +58,10 @@ func Dir(t testing.TB) string {
 	return dir
 }
 
-// mkdir creates a temporary directory with mode 0755.
-func mkdir(pattern string) (string, error) {
-	dir, err := os.MkdirTemp("", pattern)
+// mkdir creates a temporary directory with mode 0755 in parent, as
+// os.MkdirTemp does.
+func mkdir(parent, pattern string) (string, error) {
+	dir, err := os.MkdirTemp(parent, pattern)
 	if err != nil {
 		return "", err
 	}
