@@ -8,7 +8,6 @@ import (
 	"maps"
 	"runtime/debug"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -716,7 +715,7 @@ func (b *backend) SendMessage(ctx context.Context, name string, data []byte) ([]
 		return nil, apitype.Errorf(apitype.CodeConflict, "session %q is not connected", name)
 	case errors.As(err, &perr):
 		return nil, apitype.Errorf(apitype.CodeProviderError, "%s", perr.Error())
-	case errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "did not answer within"):
+	case errors.Is(err, context.DeadlineExceeded):
 		return nil, apitype.Errorf(apitype.CodeTimeout, "%s", err.Error())
 	}
 	return nil, apitype.Errorf(apitype.CodeProviderError, "%s", err.Error())

@@ -1,6 +1,11 @@
 package session
 
-import "errors"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
 
 // ErrorCode classifies a session's disconnect error (compare Apple's
 // NEVPNConnectionError).
@@ -63,3 +68,14 @@ var (
 	// ErrClosed is returned by Start after Close.
 	ErrClosed = errors.New("session: closed")
 )
+
+// noAnswer is the error of a request the provider did not answer within
+// timeout. It matches context.DeadlineExceeded.
+func noAnswer(request string, timeout time.Duration) error {
+	return &noAnswerError{fmt.Sprintf("session: %s: the provider did not answer within %v", request, timeout)}
+}
+
+type noAnswerError struct{ msg string }
+
+func (e *noAnswerError) Error() string { return e.msg }
+func (e *noAnswerError) Unwrap() error { return context.DeadlineExceeded }

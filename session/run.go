@@ -420,7 +420,7 @@ func (r *run) sendMessage(ctx context.Context, data []byte) ([]byte, error) {
 	case r.ctx.Err() != nil:
 		return nil, fmt.Errorf("session: app message: %w", ErrNotConnected)
 	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
-		return nil, fmt.Errorf("session: app message: the provider did not answer within %v", r.cfg.Timeouts.Message)
+		return nil, noAnswer("app message", r.cfg.Timeouts.Message)
 	default:
 		return nil, fmt.Errorf("session: app message: %w", err)
 	}
@@ -439,7 +439,7 @@ func (r *run) sleep(ctx context.Context) error {
 	rep, err := r.process().Conn().Request(ctx, providerproto.TypeSleep, nil)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("session: sleep: the provider did not answer within %v", r.cfg.Timeouts.Sleep)
+			return noAnswer("sleep", r.cfg.Timeouts.Sleep)
 		}
 		return fmt.Errorf("session: sleep: %w", err)
 	}
