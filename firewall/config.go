@@ -47,12 +47,7 @@ func (o Options) withDefaults() (Options, error) {
 	if len(o.TableName) > 255 {
 		return o, errors.New("firewall: Options.TableName: longer than 255 bytes")
 	}
-	if o.Mark == 0 && o.MarkMask == 0 {
-		o.Mark, o.MarkMask = netcfg.DefaultMark, netcfg.DefaultMark
-	}
-	if o.MarkMask == 0 {
-		o.MarkMask = o.Mark
-	}
+	o.Mark, o.MarkMask = netcfg.MarkDefaults(o.Mark, o.MarkMask)
 	if o.Mark == 0 {
 		return o, errors.New("firewall: Options.Mark: must not be zero")
 	}

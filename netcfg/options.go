@@ -60,12 +60,7 @@ func (o Options) withDefaults() (Options, error) {
 	if o.RulePriority == 0 {
 		o.RulePriority = DefaultRulePriority
 	}
-	if o.Mark == 0 && o.MarkMask == 0 {
-		o.Mark, o.MarkMask = DefaultMark, DefaultMark
-	}
-	if o.MarkMask == 0 {
-		o.MarkMask = o.Mark
-	}
+	o.Mark, o.MarkMask = MarkDefaults(o.Mark, o.MarkMask)
 	if o.Protocol == 0 {
 		o.Protocol = DefaultProtocol
 	}
@@ -109,4 +104,17 @@ func (o *Options) priorities() string {
 
 func (o *Options) ownsPriority(p int) bool {
 	return p >= o.RulePriority && p < o.RulePriority+RulePriorityRange
+}
+
+// MarkDefaults fills in a mark and its mask as Options does, for every
+// package that must select the same packets: both zero is DefaultMark,
+// and a zero mask with a mark is the mark's own bits.
+func MarkDefaults(mark, mask uint32) (uint32, uint32) {
+	if mark == 0 && mask == 0 {
+		return DefaultMark, DefaultMark
+	}
+	if mask == 0 {
+		mask = mark
+	}
+	return mark, mask
 }
