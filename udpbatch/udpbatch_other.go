@@ -13,6 +13,7 @@ import (
 type sysConn struct {
 	rmu sync.Mutex // serializes reads; guards buf
 	buf []byte
+	wmu sync.Mutex // serializes writes, so that batches do not interleave
 }
 
 func (c *Conn) init() error {
@@ -48,6 +49,8 @@ func (c *Conn) readBatch(msgs []Message) (int, error) {
 }
 
 func (c *Conn) writeBatch(msgs []Message) (int, error) {
+	c.sys.wmu.Lock()
+	defer c.sys.wmu.Unlock()
 	sent := 0
 	var firstErr error
 	for _, m := range msgs {
