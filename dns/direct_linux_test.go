@@ -453,24 +453,9 @@ func TestDirectBindMount(t *testing.T) {
 	ns := nettest.NewNS(t)
 	hostBefore, hostErr := os.ReadFile(defaultResolvConf)
 
-	if _, err := os.Stat("/etc/netns"); errors.Is(err, fs.ErrNotExist) {
-		if err := os.Mkdir("/etc/netns", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.Remove("/etc/netns") })
-	}
-	etc := filepath.Join("/etc/netns", ns.Name)
-	if err := os.MkdirAll(etc, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(etc) })
 	token := "# test namespace " + ns.Name + "\n"
 	orig := token + origResolvConf
-	nsFile := filepath.Join(etc, "resolv.conf")
-	if err := os.WriteFile(nsFile, []byte(orig), 0o640); err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(nsFile, 0o640)
+	nsFile := ns.SetResolvConf(t, orig, 0o640)
 	before := stateOf(t, nsFile)
 	state := t.TempDir()
 	spec := childSpec{Mode: ModeDirect, ResolvConf: defaultResolvConf, StateDir: state, Link: tunnelLink, Config: fullCfg, Expect: token}

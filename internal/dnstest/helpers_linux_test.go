@@ -104,23 +104,10 @@ func newEnv(t *testing.T, resolvConf string) *env {
 	return e
 }
 
-// setResolvConf gives the client namespace a resolv.conf of its own,
-// removed when the test ends.
+// setResolvConf gives the client namespace's own resolv.conf the content.
 func (e *env) setResolvConf(content string) {
-	t := e.t
-	dir := filepath.Join("/etc/netns", e.tp.Client.Name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		os.RemoveAll(dir)
-		os.Remove("/etc/netns") // only when empty
-	})
-	e.resolv = filepath.Join(dir, "resolv.conf")
 	e.original = []byte(content)
-	if err := os.WriteFile(e.resolv, e.original, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	e.resolv = e.tp.Client.SetResolvConf(e.t, content, 0o644)
 }
 
 // resolvConf returns the client namespace's resolv.conf.

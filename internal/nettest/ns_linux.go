@@ -143,6 +143,21 @@ func (ns *NS) ownResolvConf() error {
 	return os.WriteFile(filepath.Join(ns.etcDir(), "resolv.conf"), data, 0o644)
 }
 
+// SetResolvConf replaces the namespace's own resolv.conf (see NewNS) with
+// content and mode, and returns its path. It is removed with the
+// namespace.
+func (ns *NS) SetResolvConf(t testing.TB, content string, mode os.FileMode) string {
+	t.Helper()
+	path := filepath.Join(ns.etcDir(), "resolv.conf")
+	if err := os.WriteFile(path, []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, mode); err != nil { // WriteFile keeps an existing file's mode
+		t.Fatal(err)
+	}
+	return path
+}
+
 // etcDir is the namespace's folder of files that `ip netns exec` mounts
 // over /etc.
 func (ns *NS) etcDir() string { return filepath.Join("/etc/netns", ns.Name) }

@@ -3,10 +3,11 @@ package wgtest
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/netext/netext/internal/nettest"
 )
 
 // resolvConf is the client namespace's resolv.conf before the session.
@@ -16,21 +17,9 @@ const resolvConf = "# the client namespace's own resolv.conf\nnameserver 192.0.2
 // their own /etc/resolv.conf: ip netns exec mounts /etc/netns/NAME/* over
 // /etc in a mount namespace of their own. netextd changes that file, never
 // the host's. It returns the file's path; it is removed when t ends.
-func privateResolvConf(t *testing.T, ns string) string {
+func privateResolvConf(t *testing.T, ns *nettest.NS) string {
 	t.Helper()
-	dir := filepath.Join("/etc/netns", ns)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		os.RemoveAll(dir)
-		os.Remove("/etc/netns") // when no other namespace has files there
-	})
-	path := filepath.Join(dir, "resolv.conf")
-	if err := os.WriteFile(path, []byte(resolvConf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return ns.SetResolvConf(t, resolvConf, 0o644)
 }
 
 // hostResolvConf describes the host's /etc/resolv.conf: its content,

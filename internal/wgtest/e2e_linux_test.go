@@ -202,15 +202,8 @@ func newEnv(t *testing.T) *env {
 	tp := nettest.NewTopology(t)
 	// Before any netextd runs in the namespace: its DNS must never reach
 	// the host's resolv.conf.
-	resolv := privateResolvConf(t, tp.Client.Name)
-	dir, err := os.MkdirTemp(root, "t-")
-	if err == nil {
-		err = os.Chmod(dir, 0o755) // for the socket
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	resolv := privateResolvConf(t, tp.Client)
+	dir := testproc.DirIn(t, root) // enterable, for the socket
 	return &env{t: t, tp: tp, stateDir: filepath.Join(dir, "state"), socket: filepath.Join(dir, "netextd.sock"), resolvConf: resolv}
 }
 
