@@ -386,22 +386,8 @@ func (e *env) waitStatus(name string, state apitype.Status) apitype.SessionStatu
 // providerPIDs returns the pids of the sample provider processes.
 func providerPIDs(t *testing.T) []int {
 	t.Helper()
-	exe := bin(t, "netext-provider-sample")
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pids []int
-	for _, ent := range ents {
-		var pid int
-		if _, err := fmt.Sscan(ent.Name(), &pid); err != nil {
-			continue
-		}
-		if p, err := os.Readlink(filepath.Join("/proc", ent.Name(), "exe")); err == nil && p == exe {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
+	bin(t, "netext-provider-sample") // installed
+	return pidsOf(t, "netext-provider-sample")
 }
 
 // waitPing pings dst from ns until it answers, for up to wait.
